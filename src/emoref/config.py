@@ -1,0 +1,336 @@
+"""One typed config per run: a tree of frozen dataclasses, presets, and strict key=value overrides.
+
+Every field has a default and a one-line comment. `build_config` applies, in order: the preset, the
+corpus's own defaults (e.g. EmoDB's ambiguity thresholds, IEMOCAP's 4-class mapping and split sizes),
+then the user's overrides. An unknown key, a value of the wrong type or one out of range raises
+`ConfigError` naming the key and what was expected, before anything expensive starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A config key or value that cannot be used; the message names the key."""
+
+
+def _require(ok: bool, key: str, expected: str, value: Any) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: expected {expected}, got {value!r}")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------------
+
+CORPORA = ("synthetic", "emodb", "iemocap", "savee", "casia", "ravdess", "cremad", "csv")
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    n_utterances: int = 480  # utterances in the built-in corpus
+    n_speakers: int = 8  # simulated speakers (half "female", half "male" pitch range)
+    classes: tuple[str, ...] = ("anger", "happiness", "sadness", "neutral")  # emotions rendered
+    min_duration: float = 1.0  # seconds
+    max_duration: float = 2.5  # seconds
+    n_raters: int = 10  # simulated raters voting on each utterance
+    # Dirichlet concentration of each utterance's emotion mixture around its primary emotion: small
+    # values give blended (ambiguous) utterances, large values pure ones.
+    purity_min: float = 0.6
+    purity_max: float = 12.0
+    sample_rate: int = 16000  # Hz, of the written WAV files
+    seed: int = 0  # the corpus is byte-identical for the same seed and settings
+
+    def __post_init__(self) -> None:
+        _require(self.n_utterances >= 8, "n_utterances", "an integer >= 8", self.n_utterances)
+        _require(self.n_speakers >= 2, "n_speakers", "an integer >= 2", self.n_speakers)
+        _require(len(self.classes) >= 2, "classes", "at least two classes", self.classes)
+        unknown = [c for c in self.classes if c not in SYNTHETIC_EMOTIONS]
+        _require(not unknown, "classes", f"names among {SYNTHETIC_EMOTIONS}", self.classes)
+        _require(0.2 <= self.min_duration <= self.max_duration, "min_duration",
+                 "0.2 <= min_duration <= max_duration (seconds)", self.min_duration)
+        _require(self.max_duration <= 30, "max_duration", "at most 30 seconds", self.max_duration)
+        _require(self.n_raters >= 1, "n_raters", "an integer >= 1", self.n_raters)
+        _require(0 < self.purity_min <= self.purity_max, "purity_min",
+                 "0 < purity_min <= purity_max", self.purity_min)
+        _require(self.sample_rate in (8000, 16000, 22050, 44100, 48000), "sample_rate",
+                 "one of 8000, 16000, 22050, 44100, 48000", self.sample_rate)
+
+
+SYNTHETIC_EMOTIONS = ("anger", "happiness", "sadness", "neutral", "fear", "boredom", "disgust")
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    name: str = "synthetic"  # one of CORPORA
+    root: str = ""  # the corpus folder as distributed (for csv: the manifest file); unused for synthetic
+    # Canonical labels to keep, in class-index order; empty keeps every label the corpus has.
+    classes: tuple[str, ...] = ()
+    # Labels folded into another before filtering, "from:to" pairs, e.g. ("excitement:happiness",).
+    merge: tuple[str, ...] = ()
+    on_bad_audio: str = "error"  # error: stop at a missing/corrupt/empty file; skip: drop it and list it
+    include_self_ratings: bool = False  # IEMOCAP: count the actors' self-ratings (C-F*, C-M*) as raters
+    cache_dir: str = "~/.cache/emoref"  # decoded audio, features and the synthetic corpus live here
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+    def __post_init__(self) -> None:
+        _require(self.name in CORPORA, "name", f"one of {CORPORA}", self.name)
+        _require(self.on_bad_audio in ("error", "skip"), "on_bad_audio", "'error' or 'skip'",
+                 self.on_bad_audio)
+        for pair in self.merge:
+            _require(pair.count(":") == 1 and all(pair.split(":")), "merge",
+                     "'from:to' pairs such as 'excitement:happiness'", pair)
+        _require(len(set(self.classes)) == len(self.classes), "classes", "no repeated class",
+                 self.classes)
+        _require(self.name == "synthetic" or bool(self.root), "root",
+                 f"the folder of the {self.name} corpus (corpus.root=...)", self.root)
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    kind: str = "ambiguity"  # ambiguity: D1/D2/D3 by annotator agreement; kfold: k folds for EPR
+    # How the ambiguity split is drawn: thresholds on agreement, or target sizes (most agreed first).
+    by: str = "thresholds"
+    d1_min_agreement: float = 1.0  # D1 (precise): agreement >= this
+    d2_min_agreement: float = 0.9  # D2 (ambiguous, labels hidden): d2_min <= agreement < d1_min
+    d3_min_agreement: float = 0.8  # D3 (test): d3_min <= agreement < d2_min; lower is left out
+    d1_size: int = 0  # by=sizes: utterances in D1 (highest agreement)
+    d2_size: int = 0  # by=sizes: utterances in D2 (next)
+    d3_size: int = 0  # by=sizes: utterances in D3 (lowest agreement)
+    dev_fraction: float = 0.1  # share of D2 carved out, labelled, for model selection (stratified)
+    folds: int = 10  # kind=kfold: number of folds
+    fold_by: str = "random"  # kind=kfold: random (stratified by label) or speaker (speaker-independent)
+    # fold_by=speaker: 0 gives one fold per speaker (leave-one-speaker-out), n > 0 groups speakers
+    # into n folds.
+    speaker_groups: int = 0
+    seed: int = 0  # tie-breaking, dev carving and fold assignment; not the training seed
+
+    def __post_init__(self) -> None:
+        _require(self.kind in ("ambiguity", "kfold"), "kind", "'ambiguity' or 'kfold'", self.kind)
+        _require(self.by in ("thresholds", "sizes"), "by", "'thresholds' or 'sizes'", self.by)
+        for name in ("d1_min_agreement", "d2_min_agreement", "d3_min_agreement"):
+            value = getattr(self, name)
+            _require(0.0 <= value <= 1.0, name, "a number in [0, 1]", value)
+        _require(self.d3_min_agreement <= self.d2_min_agreement <= self.d1_min_agreement,
+                 "d2_min_agreement", "d3_min_agreement <= d2_min_agreement <= d1_min_agreement",
+                 (self.d3_min_agreement, self.d2_min_agreement, self.d1_min_agreement))
+        for name in ("d1_size", "d2_size", "d3_size"):
+            _require(getattr(self, name) >= 0, name, "an integer >= 0", getattr(self, name))
+        if self.kind == "ambiguity" and self.by == "sizes":
+            _require(min(self.d1_size, self.d2_size, self.d3_size) > 0, "d1_size",
+                     "d1_size, d2_size and d3_size all > 0 with by=sizes",
+                     (self.d1_size, self.d2_size, self.d3_size))
+        _require(0.0 <= self.dev_fraction < 1.0, "dev_fraction", "a number in [0, 1)",
+                 self.dev_fraction)
+        _require(self.folds >= 2, "folds", "an integer >= 2", self.folds)
+        _require(self.fold_by in ("random", "speaker"), "fold_by", "'random' or 'speaker'",
+                 self.fold_by)
+        _require(self.speaker_groups >= 0, "speaker_groups", "an integer >= 0",
+                 self.speaker_groups)
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    sample_rate: int = 16000  # Hz; every corpus is resampled to this
+    max_seconds: float = 6.0  # crop length for batching (random crop in training, centred in eval)
+    n_mels: int = 64  # log-Mel bins (EPR: 64)
+    win_ms: float = 25.0  # STFT window, ms
+    hop_ms: float = 10.0  # STFT hop, ms
+    n_fft: int = 512  # FFT points
+    # Frames start at sample 0 with no centring pad: frames = 1 + (samples - window) // hop. With it,
+    # EmoDB gives exactly the EPR paper's 131,053 segments (32 frames, hop 1); torchaudio's default
+    # centred framing gives 132,404, one extra frame per 25 ms of padding at each end.
+    center: bool = False
+    segment_frames: int = 32  # EPR segment length in frames (32 x 10 ms hop + 25 ms window = 335 ms)
+    segment_hop: int = 1  # EPR segment hop in frames (1 frame = 10 ms: Emo-DB, SAVEE; 3 = CASIA)
+
+    def __post_init__(self) -> None:
+        _require(self.sample_rate in (8000, 16000), "sample_rate", "8000 or 16000",
+                 self.sample_rate)
+        _require(self.max_seconds > 0, "max_seconds", "a positive number of seconds",
+                 self.max_seconds)
+        _require(8 <= self.n_mels <= 256, "n_mels", "an integer in [8, 256]", self.n_mels)
+        _require(0 < self.hop_ms <= self.win_ms, "hop_ms", "0 < hop_ms <= win_ms", self.hop_ms)
+        _require(self.n_fft >= self.sample_rate * self.win_ms / 1000, "n_fft",
+                 "at least the window length in samples", self.n_fft)
+        _require(self.segment_frames >= 1, "segment_frames", "an integer >= 1",
+                 self.segment_frames)
+        _require(self.segment_hop >= 1, "segment_hop", "an integer >= 1", self.segment_hop)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    # IPR's "mixing method" (Sec. 2.3): noise, volume, reverberation, pitch. Each transform is applied
+    # with its probability p; ranges are drawn uniformly.
+    noise_p: float = 0.5  # probability of additive Gaussian noise
+    noise_snr_db: tuple[float, float] = (10.0, 30.0)  # SNR range, dB
+    gain_p: float = 0.5  # probability of a gain change
+    gain_db: tuple[float, float] = (-6.0, 6.0)  # gain range, dB
+    reverb_p: float = 0.3  # probability of convolving with a synthetic room impulse response
+    reverb_rt60: tuple[float, float] = (0.2, 0.8)  # decay times of the generated responses, seconds
+    pitch_p: float = 0.3  # probability of a pitch shift
+    pitch_semitones: tuple[float, float] = (-2.0, 2.0)  # pitch-shift range, semitones
+
+    def __post_init__(self) -> None:
+        for name in ("noise_p", "gain_p", "reverb_p", "pitch_p"):
+            value = getattr(self, name)
+            _require(0.0 <= value <= 1.0, name, "a probability in [0, 1]", value)
+        for name in ("noise_snr_db", "gain_db", "reverb_rt60", "pitch_semitones"):
+            lo, hi = getattr(self, name)
+            _require(lo <= hi, name, "a (low, high) pair with low <= high", (lo, hi))
+        _require(self.reverb_rt60[0] > 0, "reverb_rt60", "positive decay times", self.reverb_rt60)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    seed: int = 0  # training seed (the split has its own, so every seed sees the same split)
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Presets and per-corpus defaults
+# ----------------------------------------------------------------------------------------------------
+
+# Overrides each corpus brings before the user's own. Written as the same key=value strings a user
+# types, so `runner.data --explain` can print exactly which value came from where.
+CORPUS_DEFAULTS: dict[str, tuple[str, ...]] = {
+    # The synthetic corpus's 10 simulated raters give agreement in steps of 0.1. Unanimous utterances
+    # form D1 and the least agreed (< 0.6) D3: about 29% / 57% / 14% of the default corpus, close to
+    # the IPR paper's IEMOCAP proportions (31% / 62% / 7%) while leaving D3 enough to test on.
+    "synthetic": ("split.d1_min_agreement=1.0", "split.d2_min_agreement=0.6",
+                  "split.d3_min_agreement=0.0"),
+    # EmoDB preset: D1 = 100% recognition, D2 = 90-95%, D3 = 80-85%. Recognition rates come in steps
+    # of 1/20 or 1/21 listeners (80.95, 85.71, 90.48, 95.24 occur), so the bands are half-open
+    # intervals [0.9, 1.0) and [0.8, 0.9): every one of the 535 utterances lands in exactly one part.
+    "emodb": ("split.d1_min_agreement=1.0", "split.d2_min_agreement=0.9",
+              "split.d3_min_agreement=0.8"),
+    # IPR paper, Table 1: 1710 / 3421 / 400 on the usual 4-class set (excitement merged into
+    # happiness); 5,531 utterances in all.
+    "iemocap": ("corpus.classes=anger,happiness,sadness,neutral", "corpus.merge=excitement:happiness",
+                "split.by=sizes", "split.d1_size=1710", "split.d2_size=3421", "split.d3_size=400"),
+}
+
+PRESETS: dict[str, tuple[str, ...]] = {
+    "paper": (),
+    "cpu": (),
+    "smoke": ("corpus.synthetic.n_utterances=96", "corpus.synthetic.max_duration=1.5",
+              "audio.max_seconds=1.5"),
+}
+
+
+def build_config(preset: str = "cpu", overrides: typing.Sequence[str] = ()) -> RunConfig:
+    """The resolved config: preset, then the chosen corpus's defaults, then `overrides` (key=value)."""
+    if preset not in PRESETS:
+        raise ConfigError(f"preset: expected one of {sorted(PRESETS)}, got {preset!r}")
+    pairs = [_split_pair(text) for text in overrides]
+    corpus = dict(pairs).get("corpus.name", RunConfig().corpus.name)
+    ordered = [_split_pair(t) for t in PRESETS[preset]]
+    ordered += [_split_pair(t) for t in CORPUS_DEFAULTS.get(corpus, ())]
+    ordered += pairs
+    return apply_overrides(RunConfig(), ordered)
+
+
+def _split_pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r}: expected key=value, e.g. corpus.root=/data/emodb")
+    return key.strip(), value.strip()
+
+
+def apply_overrides(config: Any, pairs: typing.Iterable[tuple[str, str]]) -> Any:
+    """A copy of `config` with each dotted `key` set from its string `value`; strict about keys."""
+    values: dict[str, str] = {}
+    for key, value in pairs:
+        _field_type(config, key)  # fails early, naming the key, if it does not exist
+        values[key] = value
+    return _rebuild(config, "", values)
+
+
+def _rebuild(node: Any, prefix: str, values: dict[str, str]) -> Any:
+    changes = {}
+    hints = typing.get_type_hints(type(node))
+    for f in dataclasses.fields(node):
+        key = prefix + f.name
+        if dataclasses.is_dataclass(f.type) or dataclasses.is_dataclass(hints[f.name]):
+            if any(k.startswith(key + ".") for k in values):
+                changes[f.name] = _rebuild(getattr(node, f.name), key + ".", values)
+        elif key in values:
+            changes[f.name] = parse_value(key, values[key], hints[f.name])
+    if not changes:
+        return node
+    try:
+        return dataclasses.replace(node, **changes)
+    except ConfigError as err:
+        raise ConfigError(f"{prefix}{err}") from None
+
+
+def _field_type(config: Any, key: str) -> Any:
+    node_type, parts = type(config), key.split(".")
+    for depth, part in enumerate(parts):
+        hints = typing.get_type_hints(node_type)
+        if part not in hints:
+            where = ".".join(parts[:depth]) or "the top level"
+            close = difflib.get_close_matches(part, list(hints), n=1)
+            hint = f"; did you mean {'.'.join(parts[:depth] + close)!r}?" if close else ""
+            raise ConfigError(f"unknown config key {key!r}: {where} has {sorted(hints)}{hint}")
+        node_type = hints[part]
+        if dataclasses.is_dataclass(node_type) and depth == len(parts) - 1:
+            raise ConfigError(f"config key {key!r} is a section; set one of its fields, e.g. "
+                              f"{key}.{dataclasses.fields(node_type)[0].name}=...")
+    return node_type
+
+
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def parse_value(key: str, text: str, kind: Any) -> Any:
+    """Parse `text` as the annotated type `kind` of `key` (bool, int, float, str, tuples of those)."""
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(kind) if a is not type(None)]
+        if text.lower() in ("none", "null", ""):
+            return None
+        return parse_value(key, text, options[0])
+    if origin is tuple:
+        args = typing.get_args(kind)
+        items = [s.strip() for s in text.strip("()[]").split(",") if s.strip()]
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(parse_value(key, s, args[0]) for s in items)
+        if len(items) != len(args):
+            raise ConfigError(f"{key}: expected {len(args)} comma-separated values, got {text!r}")
+        return tuple(parse_value(key, s, a) for s, a in zip(items, args))
+    if kind is bool:
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise ConfigError(f"{key}: expected true or false, got {text!r}")
+    if kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            raise ConfigError(f"{key}: expected {kind.__name__}, got {text!r}") from None
+    if kind is str:
+        return text
+    raise ConfigError(f"{key}: cannot set a field of type {kind} from the command line")
+
+
+def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
+    """{dotted key: value} for every leaf field, e.g. for logging a resolved config."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            out.update(flatten(value, prefix + f.name + "."))
+        else:
+            out[prefix + f.name] = value
+    return out

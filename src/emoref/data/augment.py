@@ -1,0 +1,74 @@
+"""IPR's augmented view (Sec. 2.3: "adding noise, changing volume, adding reverberation, and changing
+pitch"), built with audiomentations.
+
+Reverberation uses audiomentations' ApplyImpulseResponse over room responses this module generates
+(exponentially decaying noise with an RT60 drawn from the configured range), since no impulse-response
+files can be assumed on a user's machine. They are written once to the cache and reused.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from audiomentations import AddGaussianSNR, ApplyImpulseResponse, Compose, Gain, PitchShift
+
+from emoref.config import AugmentConfig
+
+N_IMPULSE_RESPONSES = 16
+
+
+def synthetic_impulse_responses(directory: Path, rt60: tuple[float, float], sample_rate: int,
+                                count: int = N_IMPULSE_RESPONSES) -> Path:
+    """Write `count` room impulse responses (WAV) into `directory`; returns the directory."""
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1234)
+    for i, t60 in enumerate(np.linspace(rt60[0], rt60[1], count)):
+        path = directory / f"rir_{i:02d}.wav"
+        if path.is_file():
+            continue
+        n = int(t60 * sample_rate)
+        decay = np.exp(-6.9078 * np.arange(n) / n)  # -60 dB at t60
+        response = rng.standard_normal(n) * decay
+        response[0] = 1.0  # direct path
+        response /= np.abs(response).max()
+        tmp = path.with_suffix(".tmp.wav")
+        sf.write(tmp, response.astype(np.float32), sample_rate, subtype="FLOAT")
+        tmp.replace(path)
+    return directory
+
+
+class Augmenter:
+    """Callable (samples,) float32 -> (samples,) float32 augmented view, reproducible per call seed."""
+
+    def __init__(self, config: AugmentConfig, sample_rate: int, cache_dir: str | Path) -> None:
+        self.sample_rate = sample_rate
+        ir_dir = (Path(cache_dir).expanduser() / "impulse_responses" /
+                  f"{sample_rate}_{config.reverb_rt60[0]:g}_{config.reverb_rt60[1]:g}")
+        transforms = [
+            AddGaussianSNR(min_snr_db=config.noise_snr_db[0], max_snr_db=config.noise_snr_db[1],
+                           p=config.noise_p),
+            Gain(min_gain_db=config.gain_db[0], max_gain_db=config.gain_db[1], p=config.gain_p),
+            ApplyImpulseResponse(ir_path=synthetic_impulse_responses(
+                ir_dir, config.reverb_rt60, sample_rate), p=config.reverb_p,
+                leave_length_unchanged=True),
+            PitchShift(min_semitones=config.pitch_semitones[0],
+                       max_semitones=config.pitch_semitones[1], p=config.pitch_p),
+        ]
+        self.compose = Compose(transforms)
+
+    def __call__(self, wave: np.ndarray, seed: int) -> np.ndarray:
+        # audiomentations draws from Python's and NumPy's global generators; seed both per call so a
+        # view depends only on (wave, seed), then restore them for the caller.
+        py_state, np_state = random.getstate(), np.random.get_state()
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        try:
+            out = self.compose(samples=wave.astype(np.float32, copy=False),
+                               sample_rate=self.sample_rate)
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+        return np.clip(out, -1.0, 1.0).astype(np.float32)

@@ -1,0 +1,161 @@
+"""Deterministic, hashed splits: D1/D2/dev/D3 by annotator agreement, and k folds.
+
+Determinism: ties are never broken by file order or Python's hash. Each utterance gets a key
+sha256(f"{seed}:{purpose}:{id}"), so the same manifest and split config give the same members on any
+machine, and the order does not favour a session or speaker the way sorting by id would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from emoref.config import SplitConfig
+from emoref.data.manifest import DataError, Manifest, Utterance
+
+_EPS = 1e-9  # agreement scores are ratios of small integers; compare thresholds with slack
+
+
+def tie_key(seed: int, purpose: str, utt_id: str) -> str:
+    return hashlib.sha256(f"{seed}:{purpose}:{utt_id}".encode()).hexdigest()
+
+
+def members_hash(parts: Iterable[tuple[str, Sequence[Utterance]]]) -> str:
+    """Stable hash of named parts' member ids (order-free within a part), 16 hex digits."""
+    digest = hashlib.sha256()
+    for name, utterances in parts:
+        digest.update(f"[{name}]".encode())
+        for utt_id in sorted(u.id for u in utterances):
+            digest.update(utt_id.encode() + b"\n")
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class AmbiguitySplit:
+    classes: tuple[str, ...]
+    d1: tuple[Utterance, ...]  # precise, labelled: trains
+    d2: tuple[Utterance, ...]  # ambiguous: trains with labels hidden (except the supervised baseline)
+    dev: tuple[Utterance, ...]  # labelled part carved from D2: model selection, the tuning objective
+    d3: tuple[Utterance, ...]  # most ambiguous, labelled: test only
+    excluded: tuple[Utterance, ...]  # below the lowest threshold, or between size bands
+
+    @property
+    def hash(self) -> str:
+        return members_hash([("d1", self.d1), ("d2", self.d2), ("dev", self.dev), ("d3", self.d3)])
+
+    def parts(self) -> dict[str, tuple[Utterance, ...]]:
+        return {"d1": self.d1, "d2": self.d2, "dev": self.dev, "d3": self.d3}
+
+
+@dataclass(frozen=True)
+class Fold:
+    index: int
+    train: tuple[Utterance, ...]
+    test: tuple[Utterance, ...]
+
+
+@dataclass(frozen=True)
+class KFoldSplit:
+    classes: tuple[str, ...]
+    folds: tuple[Fold, ...]
+    by: str  # random | speaker
+
+    @property
+    def hash(self) -> str:
+        return members_hash([(f"fold{f.index}", f.test) for f in self.folds])
+
+
+def ambiguity_split(manifest: Manifest, config: SplitConfig) -> AmbiguitySplit:
+    """D1/D2/D3 by agreement thresholds or target sizes, and a stratified dev part of D2."""
+    missing = [u for u in manifest.utterances if u.agreement is None]
+    if missing:
+        raise DataError(f"{manifest.corpus}: {len(missing)} utterances have no agreement score "
+                        f"(e.g. {missing[0].path}); the ambiguity split needs rater agreement. Use "
+                        f"split.kind=kfold, or a CSV manifest with an agreement column")
+    key = {u.id: tie_key(config.seed, "rank", u.id) for u in manifest.utterances}
+    ranked = sorted(manifest.utterances, key=lambda u: (-u.agreement, key[u.id]))
+    if config.by == "thresholds":
+        d1 = [u for u in ranked if u.agreement >= config.d1_min_agreement - _EPS]
+        d2 = [u for u in ranked if config.d2_min_agreement - _EPS <= u.agreement
+              < config.d1_min_agreement - _EPS]
+        d3 = [u for u in ranked if config.d3_min_agreement - _EPS <= u.agreement
+              < config.d2_min_agreement - _EPS]
+    else:
+        total = config.d1_size + config.d2_size + config.d3_size
+        if total > len(ranked):
+            raise DataError(f"{manifest.corpus}: split sizes {config.d1_size}+{config.d2_size}+"
+                            f"{config.d3_size} = {total} exceed the {len(ranked)} utterances")
+        d1 = ranked[:config.d1_size]
+        d2 = ranked[config.d1_size:config.d1_size + config.d2_size]
+        d3 = ranked[len(ranked) - config.d3_size:]
+    chosen = {u.id for u in (*d1, *d2, *d3)}
+    excluded = [u for u in ranked if u.id not in chosen]
+
+    # Dev: per class, the first round(dev_fraction * n) D2 members in seeded hash order.
+    dev_ids: set[str] = set()
+    for label in manifest.classes:
+        members = sorted((u for u in d2 if u.label == label),
+                         key=lambda u: tie_key(config.seed, "dev", u.id))
+        dev_ids.update(u.id for u in members[:round(config.dev_fraction * len(members))])
+    dev = [u for u in d2 if u.id in dev_ids]
+    d2 = [u for u in d2 if u.id not in dev_ids]
+
+    for name, part in (("D1", d1), ("D3", d3)):
+        counts = manifest.class_counts(part)
+        empty = [c for c, n in counts.items() if n == 0]
+        if empty:
+            raise DataError(f"{manifest.corpus}: class(es) {empty} have no utterance in {name} "
+                            f"(counts {counts}); adjust the split thresholds/sizes or "
+                            f"corpus.classes")
+    if not d2:
+        raise DataError(f"{manifest.corpus}: D2 is empty; adjust split.d2_min_agreement or sizes")
+    order = {u.id: i for i, u in enumerate(manifest.utterances)}  # keep corpus order inside parts
+
+    def ordered(part: list[Utterance]) -> tuple[Utterance, ...]:
+        return tuple(sorted(part, key=lambda u: order[u.id]))
+
+    return AmbiguitySplit(classes=manifest.classes, d1=ordered(d1), d2=ordered(d2), dev=ordered(dev),
+                          d3=ordered(d3), excluded=ordered(excluded))
+
+
+def kfold_split(manifest: Manifest, config: SplitConfig) -> KFoldSplit:
+    """k folds: stratified by label (random) or speaker-independent (speaker)."""
+    fold_of: dict[str, int] = {}
+    if config.fold_by == "random":
+        k = config.folds
+        position = 0  # dealt round-robin across classes so fold sizes differ by at most one
+        for label in manifest.classes:
+            members = sorted((u for u in manifest.utterances if u.label == label),
+                             key=lambda u: tie_key(config.seed, "fold", u.id))
+            for u in members:
+                fold_of[u.id] = position % k
+                position += 1
+    else:
+        speakers = sorted(manifest.speakers(), key=lambda s: tie_key(config.seed, "speaker", s))
+        k = config.speaker_groups or len(speakers)
+        if k < 2 or k > len(speakers):
+            raise DataError(f"{manifest.corpus}: speaker folds need 2 <= groups <= {len(speakers)} "
+                            f"speakers, got split.speaker_groups={config.speaker_groups}")
+        sizes = {s: sum(u.speaker == s for u in manifest.utterances) for s in speakers}
+        load, group = [0] * k, {}
+        for speaker in sorted(speakers, key=lambda s: -sizes[s]):  # stable: ties keep hash order
+            g = min(range(k), key=lambda i: (load[i], i))
+            group[speaker] = g
+            load[g] += sizes[speaker]
+        fold_of = {u.id: group[u.speaker] for u in manifest.utterances}
+    folds = []
+    for index in range(k):
+        test = tuple(u for u in manifest.utterances if fold_of[u.id] == index)
+        train = tuple(u for u in manifest.utterances if fold_of[u.id] != index)
+        empty = [c for c, n in manifest.class_counts(train).items() if n == 0]
+        if empty or not test:
+            raise DataError(f"{manifest.corpus}: fold {index} has an empty test part or no training "
+                            f"utterance of {empty}; use fewer folds or more data")
+        folds.append(Fold(index=index, train=train, test=test))
+    return KFoldSplit(classes=manifest.classes, folds=tuple(folds), by=config.fold_by)
+
+
+def make_split(manifest: Manifest, config: SplitConfig) -> AmbiguitySplit | KFoldSplit:
+    return ambiguity_split(manifest, config) if config.kind == "ambiguity" else kfold_split(
+        manifest, config)
