@@ -1,0 +1,42 @@
+"""Shared fixtures: tiny real audio files, a private cache, and where the real EmoDB lives."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parents[1]
+EMODB = Path(os.environ.get("EMOREF_EMODB", REPO.parent / "shared" / "data" / "emodb"))
+
+
+def write_tone(path: Path, seconds: float = 0.3, sr: int = 16000, channels: int = 1,
+               freq: float = 220.0) -> Path:
+    """A short harmonic tone with a little noise, written as a real PCM-16 WAV file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(seconds * sr)) / sr
+    wave = 0.3 * np.sin(2 * np.pi * freq * t) + 0.1 * np.sin(2 * np.pi * 2 * freq * t)
+    wave += 0.01 * np.random.default_rng(len(path.name)).standard_normal(len(t))
+    data = np.stack([wave] * channels, axis=1) if channels > 1 else wave
+    sf.write(path, data.astype(np.float32), sr, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture
+def tone():
+    return write_tone
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def emodb_root() -> Path:
+    if not (EMODB / "wav").is_dir():
+        pytest.skip(f"EmoDB not present at {EMODB} (set EMOREF_EMODB to its folder)")
+    return EMODB
