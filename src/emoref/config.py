@@ -187,6 +187,50 @@ class AugmentConfig:
         _require(self.reverb_rt60[0] > 0, "reverb_rt60", "positive decay times", self.reverb_rt60)
 
 
+# ----------------------------------------------------------------------------------------------------
+# Models
+# ----------------------------------------------------------------------------------------------------
+
+ENCODERS = ("wav2vec2", "logmel_cnn")
+# Named wav2vec2 sizes for building without weights (encoder.pretrained=false). "base" matches
+# facebook/wav2vec2-base's architecture; "tiny" is for tests (no download ever happens in tests).
+WAV2VEC2_SIZES = ("tiny", "base")
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    kind: str = "logmel_cnn"  # wav2vec2 (the IPR paper) or logmel_cnn (a small CPU encoder)
+    # wav2vec2: a Hugging Face model id or a local folder; loaded with from_pretrained when
+    # pretrained=true (the paper preset uses facebook/wav2vec2-base).
+    model: str = "facebook/wav2vec2-base"
+    pretrained: bool = False  # false: build `size` from its config with random weights
+    size: str = "base"  # wav2vec2 architecture when pretrained=false: one of WAV2VEC2_SIZES
+    freeze_feature_extractor: bool = True  # wav2vec2: keep the convolutional front end fixed
+    freeze: bool = False  # keep the whole encoder fixed (only the heads train)
+    cnn_channels: int = 32  # logmel_cnn: channels of the first block (doubles per block)
+    cnn_blocks: int = 3  # logmel_cnn: conv blocks, each halving time and frequency
+    embed_dim: int = 128  # logmel_cnn: pooled embedding size (wav2vec2: its hidden size)
+
+    def __post_init__(self) -> None:
+        _require(self.kind in ENCODERS, "kind", f"one of {ENCODERS}", self.kind)
+        _require(self.size in WAV2VEC2_SIZES, "size", f"one of {WAV2VEC2_SIZES}", self.size)
+        _require(self.cnn_channels >= 1, "cnn_channels", "an integer >= 1", self.cnn_channels)
+        _require(1 <= self.cnn_blocks <= 5, "cnn_blocks", "an integer in [1, 5]", self.cnn_blocks)
+        _require(self.embed_dim >= 2, "embed_dim", "an integer >= 2", self.embed_dim)
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    hidden: int = 256  # MLP classifier hidden units
+    dropout: float = 0.1  # MLP classifier dropout
+    proj_dim: int = 128  # L2-normalised projection size (prototypes and contrastive loss)
+
+    def __post_init__(self) -> None:
+        _require(self.hidden >= 1, "hidden", "an integer >= 1", self.hidden)
+        _require(0.0 <= self.dropout < 1.0, "dropout", "a number in [0, 1)", self.dropout)
+        _require(self.proj_dim >= 2, "proj_dim", "an integer >= 2", self.proj_dim)
+
+
 @dataclass(frozen=True)
 class RunConfig:
     seed: int = 0  # training seed (the split has its own, so every seed sees the same split)
@@ -194,6 +238,8 @@ class RunConfig:
     split: SplitConfig = field(default_factory=SplitConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -220,7 +266,7 @@ CORPUS_DEFAULTS: dict[str, tuple[str, ...]] = {
 }
 
 PRESETS: dict[str, tuple[str, ...]] = {
-    "paper": (),
+    "paper": ("encoder.kind=wav2vec2", "encoder.pretrained=true"),
     "cpu": (),
     "smoke": ("corpus.synthetic.n_utterances=96", "corpus.synthetic.max_duration=1.5",
               "audio.max_seconds=1.5"),

@@ -1,0 +1,1 @@
+"""One readable training function per method; METHODS maps a name to it (filled as methods land)."""

@@ -1,0 +1,94 @@
+"""Utterance encoders: (B, T) waveform + (B, T) mask -> (B, D) pooled embedding."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from emoref.config import AudioConfig, EncoderConfig
+from emoref.data.audio import LogMel
+
+# Architectures for encoder.pretrained=false. "base" is facebook/wav2vec2-base's; "tiny" keeps the
+# same structure at a size that runs in milliseconds for tests.
+WAV2VEC2_ARCHITECTURES = {
+    "base": {},  # transformers' Wav2Vec2Config defaults are the base model
+    "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                 conv_dim=(32, 32), conv_stride=(5, 4), conv_kernel=(10, 8),
+                 num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
+                 feat_extract_norm="layer", do_stable_layer_norm=True),
+}
+
+
+def masked_mean(frames: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """(B, F, D) frames, (B, F) bool valid -> (B, D) mean over valid frames only."""
+    weights = valid.to(frames.dtype).unsqueeze(-1)
+    return (frames * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+
+
+class Wav2Vec2Encoder(nn.Module):
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+        if config.pretrained:
+            # A model id or a local folder; a user asked for a real checkpoint.
+            self.model = Wav2Vec2Model.from_pretrained(config.model)
+        else:
+            self.model = Wav2Vec2Model(Wav2Vec2Config(**WAV2VEC2_ARCHITECTURES[config.size]))
+        if config.freeze_feature_extractor:
+            self.model.freeze_feature_encoder()
+        self.dim = self.model.config.hidden_size
+
+    def forward(self, wave: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        # (B, T) samples -> (B, F, D) frames; F from the conv stack's output lengths. Checkpoints with
+        # group-norm feature extractors (wav2vec2-base) were trained on zero-padded input without an
+        # attention mask, and transformers documents not passing one to them; the pooling below
+        # still averages only the valid frames.
+        use_mask = self.model.config.feat_extract_norm == "layer"
+        hidden = self.model(wave, attention_mask=mask.long() if use_mask else None).last_hidden_state
+        lengths = self.model._get_feat_extract_output_lengths(mask.sum(1))
+        valid = torch.arange(hidden.shape[1], device=wave.device)[None, :] < lengths[:, None]
+        return masked_mean(hidden, valid)
+
+
+class LogMelCNN(nn.Module):
+    """Conv blocks over (1, n_mels, frames) log-Mel, masked mean over time, a linear to embed_dim."""
+
+    def __init__(self, config: EncoderConfig, audio: AudioConfig) -> None:
+        super().__init__()
+        self.logmel = LogMel(audio)
+        self.hop = int(round(audio.sample_rate * audio.hop_ms / 1000))
+        self.window = int(round(audio.sample_rate * audio.win_ms / 1000))
+        self.center = audio.center
+        layers, channels = [], 1
+        for block in range(config.cnn_blocks):
+            out = config.cnn_channels * 2 ** block
+            layers += [nn.Conv2d(channels, out, 3, padding=1), nn.BatchNorm2d(out), nn.ReLU(),
+                       nn.MaxPool2d(2)]
+            channels = out
+        self.blocks = nn.Sequential(*layers)
+        self.norm = nn.InstanceNorm1d(audio.n_mels)  # per-utterance, per-band normalisation
+        self.out = nn.Linear(channels, config.embed_dim)
+        self.stride = 2 ** config.cnn_blocks
+        self.dim = config.embed_dim
+
+    def forward(self, wave: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        features = self.norm(self.logmel(wave))  # (B, n_mels, frames)
+        frames = self.blocks(features.unsqueeze(1))  # (B, C, n_mels / s, frames / s)
+        frames = frames.mean(2).transpose(1, 2)  # (B, frames / s, C)
+        samples = mask.sum(1)
+        if self.center:
+            n_frames = 1 + samples // self.hop
+        else:
+            n_frames = 1 + (samples - self.window).clamp_min(0) // self.hop
+        lengths = (n_frames // self.stride).clamp_min(1)
+        valid = torch.arange(frames.shape[1], device=wave.device)[None, :] < lengths[:, None]
+        return self.out(masked_mean(frames, valid))
+
+
+def build_encoder(config: EncoderConfig, audio: AudioConfig) -> nn.Module:
+    encoder = Wav2Vec2Encoder(config) if config.kind == "wav2vec2" else LogMelCNN(config, audio)
+    if config.freeze:
+        for parameter in encoder.parameters():
+            parameter.requires_grad_(False)
+    return encoder
