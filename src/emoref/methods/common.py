@@ -1,0 +1,155 @@
+"""Pieces every IPR-family method shares: the model, audio in memory, batching, evaluation, reporting.
+
+Only pure helpers live here; each method's training loop stays in its own file, readable top to bottom.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Protocol, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from emoref.config import RunConfig
+from emoref.data.audio import AudioCache, collate
+from emoref.data.manifest import Utterance
+from emoref.metrics import classification_report, weighted_accuracy
+from emoref.models.encoders import build_encoder
+from emoref.models.heads import Classifier, Projection
+
+
+class Reporter(Protocol):
+    """Receives one call per epoch: scalar metrics plus structured values (matrices, tables)."""
+
+    def __call__(self, epoch: int, metrics: dict[str, float], extras: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class ListReporter:
+    """Keeps every report in memory (tests, the in-process runner)."""
+
+    rows: list[dict[str, float]] = field(default_factory=list)
+    extras: list[dict[str, Any]] = field(default_factory=list)
+
+    def __call__(self, epoch: int, metrics: dict[str, float], extras: dict[str, Any]) -> None:
+        self.rows.append({"epoch": epoch, **metrics})
+        self.extras.append(extras)
+
+
+@dataclass(frozen=True)
+class Result:
+    method: str
+    final: dict[str, float]  # metrics of the last epoch
+    selected_epoch: int  # epoch with the best dev UA (dev only: D3 never selects)
+    selected: dict[str, float]  # metrics of that epoch
+    d2_table: list[dict[str, Any]]  # per D2 utterance: soft labels, pseudo label, confidence, truth
+
+
+class SERModel(nn.Module):
+    """Encoder -> pooled h; classifier(h) -> logits; projection(h) -> unit k (prototype space)."""
+
+    def __init__(self, config: RunConfig, n_classes: int) -> None:
+        super().__init__()
+        self.encoder = build_encoder(config.encoder, config.audio)
+        self.classifier = Classifier(self.encoder.dim, n_classes, config.head)
+        self.projection = Projection(self.encoder.dim, config.head)
+
+    def forward(self, wave: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.encoder(wave, mask)
+        return self.classifier(h), self.projection(h)
+
+
+def load_waves(utterances: Sequence[Utterance], config: RunConfig, corpus: str) -> list[np.ndarray]:
+    cache = AudioCache(config.corpus.cache_dir, corpus, config.audio.sample_rate)
+    return [cache.get(u.path) for u in utterances]
+
+
+def label_array(utterances: Sequence[Utterance], classes: Sequence[str]) -> np.ndarray:
+    index = {c: i for i, c in enumerate(classes)}
+    return np.array([index[u.label] for u in utterances], dtype=np.int64)
+
+
+def cycle_batches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Index batches over a fresh permutation each pass; the last short batch of a pass is kept."""
+    while True:
+        order = rng.permutation(n)
+        for start in range(0, n, batch_size):
+            yield order[start:start + batch_size]
+
+
+def make_batch(waves: Sequence[np.ndarray], idx: np.ndarray, config: RunConfig, train: bool,
+               rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    max_samples = int(config.audio.max_seconds * config.audio.sample_rate)
+    return collate([waves[i] for i in idx], max_samples, "random" if train else "center", rng)
+
+
+@torch.no_grad()
+def predict(model: SERModel, waves: Sequence[np.ndarray], config: RunConfig
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, C) logits and (N, P) unit embeddings of centred crops, in eval mode."""
+    was_training = model.training
+    model.eval()
+    logits, ks = [], []
+    for start in range(0, len(waves), 32):
+        wave, mask = make_batch(waves, np.arange(start, min(start + 32, len(waves))), config,
+                                False, None)
+        out, k = model(wave, mask)
+        logits.append(out)
+        ks.append(k)
+    model.train(was_training)
+    return torch.cat(logits), torch.cat(ks)
+
+
+def evaluate(model: SERModel, parts: dict[str, tuple[list[np.ndarray], np.ndarray]],
+             config: RunConfig, n_classes: int) -> tuple[dict[str, float], dict[str, Any]]:
+    """WA/UA/F1 on each labelled evaluation part; D3's confusion matrix as an extra."""
+    metrics: dict[str, float] = {}
+    extras: dict[str, Any] = {}
+    for name, (waves, labels) in parts.items():
+        if not len(labels):
+            continue
+        logits, _ = predict(model, waves, config)
+        report = classification_report(labels, logits.argmax(1).numpy(), n_classes)
+        metrics.update({f"{name}_wa": report["wa"], f"{name}_ua": report["ua"],
+                        f"{name}_f1": report["f1"]})
+        extras[f"{name}_confusion"] = report["confusion"]
+    return metrics, extras
+
+
+def model_agreement(model: SERModel, waves: Sequence[np.ndarray], truth: np.ndarray,
+                    config: RunConfig) -> float:
+    """Share of D2 whose classifier argmax (the model-generated pseudo label) matches the hidden truth."""
+    logits, _ = predict(model, waves, config)
+    return weighted_accuracy(truth, logits.argmax(1).numpy())
+
+
+def select(rows: list[dict[str, float]]) -> tuple[int, dict[str, float]]:
+    """The epoch with the best dev UA (ties: the later epoch); dev is labelled D2, never D3."""
+    best = max(range(len(rows)), key=lambda i: (rows[i].get("dev_ua", float("-inf")), i))
+    return int(rows[best]["epoch"]), rows[best]
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    return np.random.default_rng(seed)
+
+
+def result(method: str, rows: list[dict[str, float]], d2_table: list[dict[str, Any]]) -> Result:
+    epoch, selected = select(rows)
+    return Result(method=method, final=dict(rows[-1]), selected_epoch=epoch,
+                  selected=dict(selected), d2_table=d2_table)
+
+
+def d2_annotation(utterances: Sequence[Utterance], classes: Sequence[str], soft: torch.Tensor,
+                  pseudo: torch.Tensor) -> list[dict[str, Any]]:
+    """The annotation output the IPR paper argues for: soft label per class, pseudo label, confidence."""
+    rows = []
+    for u, s, z in zip(utterances, soft.tolist(), pseudo.tolist()):
+        row = {"id": u.id, "pseudo_label": classes[z], "confidence": max(s), "hidden_label": u.label}
+        row.update({f"soft_{c}": v for c, v in zip(classes, s)})
+        rows.append(row)
+    return rows
+
