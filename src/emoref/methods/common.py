@@ -15,7 +15,7 @@ from torch import nn
 from emoref.config import RunConfig
 from emoref.data.audio import AudioCache, collate
 from emoref.data.manifest import Utterance
-from emoref.metrics import classification_report, weighted_accuracy
+from emoref.metrics import classification_report
 from emoref.models.encoders import build_encoder
 from emoref.models.heads import Classifier, Projection
 
@@ -116,13 +116,6 @@ def evaluate(model: SERModel, parts: dict[str, tuple[list[np.ndarray], np.ndarra
                         f"{name}_f1": report["f1"]})
         extras[f"{name}_confusion"] = report["confusion"]
     return metrics, extras
-
-
-def model_agreement(model: SERModel, waves: Sequence[np.ndarray], truth: np.ndarray,
-                    config: RunConfig) -> float:
-    """Share of D2 whose classifier argmax (the model-generated pseudo label) matches the hidden truth."""
-    logits, _ = predict(model, waves, config)
-    return weighted_accuracy(truth, logits.argmax(1).numpy())
 
 
 def select(rows: list[dict[str, float]]) -> tuple[int, dict[str, float]]:

@@ -18,7 +18,7 @@ from emoref.data.splits import AmbiguitySplit
 from emoref.metrics import prototype_similarity, weighted_accuracy
 from emoref.methods import ipr_math
 from emoref.methods.common import (Reporter, Result, SERModel, cycle_batches, d2_annotation, evaluate,
-                                   label_array, load_waves, make_batch, model_agreement, predict,
+                                   label_array, load_waves, make_batch, predict,
                                    result, seed_everything)
 
 
@@ -94,16 +94,17 @@ def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter) -> Result:
                 sums[name] += value.detach().item() / steps
         # ---- Evaluation: dev selects, D3 only reports; D2's hidden labels only measure agreement.
         metrics, extras = evaluate(model, evaluation, config, len(classes))
+        # One pass over D2 gives both pseudo labels: the classifier's and the prototypes'.
+        logits_d2, k_d2 = predict(model, d2_waves, config)
         metrics.update(sums, beta=beta, prototype_updates=float(updates),
-                       agreement_model=model_agreement(model, d2_waves, d2_hidden, config))
+                       agreement_model=weighted_accuracy(d2_hidden, logits_d2.argmax(1).numpy()))
         if prototypes is not None:
-            _, k_d2 = predict(model, d2_waves, config)
             z_d2 = ipr_math.pseudo_labels(k_d2, prototypes).numpy()
             metrics["agreement_prototype"] = weighted_accuracy(d2_hidden, z_d2)
             extras["prototype_similarity"] = prototype_similarity(prototypes).tolist()
         reporter(epoch, metrics, extras)
         rows.append({"epoch": epoch, **metrics})
-    # ---- Annotation output: D2's soft labels (Eq. 3 similarities) and prototype pseudo labels.
-    _, k_d2 = predict(model, d2_waves, config)
+    # ---- Annotation output: D2's soft labels (Eq. 3 similarities) and prototype pseudo labels,
+    # from the last epoch's embeddings (k_d2 above).
     soft = ipr_math.soft_labels(k_d2, prototypes)
     return result("ipr", rows, d2_annotation(split.d2, classes, soft, soft.argmax(1)))
