@@ -3,7 +3,7 @@ import dataclasses
 import pytest
 
 from emoref.config import (CORPUS_DEFAULTS, PRESETS, ConfigError, RunConfig, apply_overrides,
-                           build_config, flatten)
+                           as_overrides, build_config, flatten, from_overrides)
 
 
 def test_defaults_build_and_every_preset_loads():
@@ -78,3 +78,17 @@ def test_config_is_frozen_and_flattens():
     assert flat["corpus.synthetic.n_utterances"] == config.corpus.synthetic.n_utterances
     assert all("." in key or key == "seed" for key in flat)
     assert apply_overrides(config, []) is config
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+@pytest.mark.parametrize("corpus", ["synthetic", "emodb", "iemocap"])
+def test_config_round_trips_through_key_value_strings(preset, corpus):
+    """Checkpoints store the config as key=value lines; reading them back gives the same config."""
+    extra = [] if corpus == "synthetic" else [f"corpus.root=/data/{corpus}"]
+    config = build_config(preset, [f"corpus.name={corpus}", *extra, "ipr.gamma=0.95"])
+    assert from_overrides(as_overrides(config)) == config
+
+
+def test_later_overrides_win_when_rebuilding():
+    config = build_config("smoke")
+    assert from_overrides([*as_overrides(config), "seed=7"]).seed == 7

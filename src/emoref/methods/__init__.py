@@ -1,1 +1,10 @@
-"""One readable training function per method; METHODS maps a name to it (filled as methods land)."""
+"""One readable training function per method, each `fit(config, split, reporter) -> Result`."""
+
+from emoref.methods import baselines, ipr
+
+METHODS = {
+    "ipr": ipr.fit,
+    "baseline": baselines.fit_baseline,
+    "baseline_star": baselines.fit_baseline_star,
+    "supervised": baselines.fit_supervised,
+}

@@ -5,6 +5,7 @@ Only pure helpers live here; each method's training loop stays in its own file, 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Protocol, Sequence
 
@@ -12,12 +13,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from emoref.config import RunConfig
+from emoref.config import RunConfig, as_overrides
 from emoref.data.audio import AudioCache, collate
 from emoref.data.manifest import Utterance
 from emoref.metrics import classification_report
 from emoref.models.encoders import build_encoder
 from emoref.models.heads import Classifier, Projection
+from emoref.provenance import git_sha
 
 
 class Reporter(Protocol):
@@ -45,6 +47,9 @@ class Result:
     selected_epoch: int  # epoch with the best dev UA (dev only: D3 never selects)
     selected: dict[str, float]  # metrics of that epoch
     d2_table: list[dict[str, Any]]  # per D2 utterance: soft labels, pseudo label, confidence, truth
+    # The model (and prototypes) of the selected epoch with everything needed to use them again:
+    # see `checkpoint` below. Not compared or printed.
+    checkpoint: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
 
 class SERModel(nn.Module):
@@ -77,6 +82,15 @@ def cycle_batches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator
         order = rng.permutation(n)
         for start in range(0, n, batch_size):
             yield order[start:start + batch_size]
+
+
+def steps_per_epoch(config: RunConfig, n_d1: int, n_d2: int, uses_d2: bool) -> int:
+    """D1-only epochs take ceil(|D1| / B) steps; epochs that also draw a D2 batch per step take
+    ceil(max(|D1|, |D2|) / B), so each part is seen at least once. Every IPR-family method uses
+    this schedule, so for one seed all four see the same D1 batches in the same order."""
+    steps = math.ceil((max(n_d1, n_d2) if uses_d2 else n_d1) / config.train.batch_size)
+    cap = config.train.max_steps_per_epoch
+    return min(steps, cap) if cap else steps
 
 
 def make_batch(waves: Sequence[np.ndarray], idx: np.ndarray, config: RunConfig, train: bool,
@@ -118,31 +132,59 @@ def evaluate(model: SERModel, parts: dict[str, tuple[list[np.ndarray], np.ndarra
     return metrics, extras
 
 
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """-sum_c q_c log softmax(logits)_c, averaged over the batch. (B, C), (B, C) -> ()"""
+    return -(targets * torch.log_softmax(logits, dim=1)).sum(1).mean()
+
+
 def select(rows: list[dict[str, float]]) -> tuple[int, dict[str, float]]:
     """The epoch with the best dev UA (ties: the later epoch); dev is labelled D2, never D3."""
     best = max(range(len(rows)), key=lambda i: (rows[i].get("dev_ua", float("-inf")), i))
     return int(rows[best]["epoch"]), rows[best]
 
 
-def seed_everything(seed: int) -> np.random.Generator:
+def is_selected(rows: list[dict[str, float]]) -> bool:
+    """Whether the newest epoch is, so far, the one `select` picks (keep its weights)."""
+    return select(rows)[0] == rows[-1]["epoch"]
+
+
+def seed_everything(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """Seeds torch and returns two numpy streams: D1 batches and crops, and everything D2 (batches,
+    crops, augmentation). Separate streams keep D1's sequence identical across methods."""
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
-    return np.random.default_rng(seed)
+    return np.random.default_rng([seed, 1]), np.random.default_rng([seed, 2])
 
 
-def result(method: str, rows: list[dict[str, float]], d2_table: list[dict[str, Any]]) -> Result:
+def checkpoint(method: str, config: RunConfig, split: Any, model: nn.Module,
+               prototypes: torch.Tensor | None, epoch: int) -> dict[str, Any]:
+    """A copy of the weights (and prototypes) with what ran: resolved config, git SHA, split hash."""
+    return {"method": method, "epoch": epoch, "classes": list(split.classes),
+            "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
+            "prototypes": None if prototypes is None else prototypes.detach().clone(),
+            "config": as_overrides(config), "split_hash": split.hash, "git_sha": git_sha()}
+
+
+def result(method: str, rows: list[dict[str, float]], d2_table: list[dict[str, Any]],
+           kept: dict[str, Any] | None) -> Result:
     epoch, selected = select(rows)
     return Result(method=method, final=dict(rows[-1]), selected_epoch=epoch,
-                  selected=dict(selected), d2_table=d2_table)
+                  selected=dict(selected), d2_table=d2_table, checkpoint=kept)
 
 
-def d2_annotation(utterances: Sequence[Utterance], classes: Sequence[str], soft: torch.Tensor,
-                  pseudo: torch.Tensor) -> list[dict[str, Any]]:
-    """The annotation output the IPR paper argues for: soft label per class, pseudo label, confidence."""
+def annotation(utterances: Sequence[Utterance], classes: Sequence[str], soft: torch.Tensor,
+               similarity: torch.Tensor | None = None) -> list[dict[str, Any]]:
+    """The annotation output the IPR paper argues for, one row per utterance: the soft label
+    (N, C) as class proportions summing to 1, the pseudo label (its argmax), the confidence (its
+    maximum), the prototype cosine similarities of Eq. 3 when there are prototypes, and the
+    corpus's own label for reference (hidden from training for D2)."""
     rows = []
-    for u, s, z in zip(utterances, soft.tolist(), pseudo.tolist()):
-        row = {"id": u.id, "pseudo_label": classes[z], "confidence": max(s), "hidden_label": u.label}
+    for i, (u, s) in enumerate(zip(utterances, soft.tolist())):
+        z = max(range(len(s)), key=s.__getitem__)
+        row = {"id": u.id, "pseudo_label": classes[z], "confidence": s[z], "label": u.label}
         row.update({f"soft_{c}": v for c, v in zip(classes, s)})
+        if similarity is not None:
+            row.update({f"similarity_{c}": v for c, v in zip(classes, similarity[i].tolist())})
         rows.append(row)
     return rows
 

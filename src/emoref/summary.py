@@ -1,0 +1,74 @@
+"""Seeds -> mean and standard deviation; tables a person reads; CSV files other tools read."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+# The columns of the IPR-family results table: D3 at the dev-selected epoch (D3 never selects), and
+# D2 pseudo-label agreement with the hidden truth at the last epoch (the paper's Fig. 3 end points).
+IPR_COLUMNS = (("selected", "d3_wa", "D3 WA"), ("selected", "d3_ua", "D3 UA"),
+               ("selected", "d3_f1", "D3 F1"), ("selected", "dev_ua", "dev UA"),
+               ("final", "agreement_prototype", "agreement (prototype)"),
+               ("final", "agreement_model", "agreement (model)"))
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1; 0.0 for a single value)."""
+    n = len(values)
+    if n == 0:
+        return math.nan, math.nan
+    mean = sum(values) / n
+    var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
+    return mean, math.sqrt(var)
+
+
+def aggregate(per_seed: Sequence[Mapping[str, float]]) -> dict[str, dict[str, float]]:
+    """{metric: {"mean", "std", "n"}} over seeds, for every metric present in all of them."""
+    keys = set.intersection(*(set(r) for r in per_seed)) if per_seed else set()
+    out = {}
+    for key in sorted(keys):
+        mean, std = mean_std([float(r[key]) for r in per_seed])
+        out[key] = {"mean": mean, "std": std, "n": len(per_seed)}
+    return out
+
+
+def seed_metrics(result: Any, wall_s: float) -> dict[str, float]:
+    """A Result's numbers flattened for aggregation: selected.<m>, final.<m>, selected_epoch, wall_s."""
+    row = {f"selected.{k}": v for k, v in result.selected.items() if k != "epoch"}
+    row.update({f"final.{k}": v for k, v in result.final.items() if k != "epoch"})
+    row.update(selected_epoch=float(result.selected_epoch), wall_s=wall_s)
+    return row
+
+
+def markdown_table(summaries: Mapping[str, Mapping[str, Mapping[str, float]]],
+                   columns: Iterable[tuple[str, str, str]] = IPR_COLUMNS, scale: float = 100.0
+                   ) -> str:
+    """One row per method: mean ± std (x scale, i.e. percent) of each column; '-' where absent."""
+    columns = list(columns)
+    lines = ["| method | " + " | ".join(title for _, _, title in columns) + " | seeds |",
+             "|---" * (len(columns) + 2) + "|"]
+    for method, summary in summaries.items():
+        cells = []
+        for where, key, _ in columns:
+            s = summary.get(f"{where}.{key}")
+            cells.append("-" if s is None else f"{s['mean'] * scale:.2f} ± {s['std'] * scale:.2f}")
+        n = max((int(s["n"]) for s in summary.values()), default=0)
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {n} |")
+    return "\n".join(lines)
+
+
+def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> Path:
+    """Rows of dicts as CSV; the header is the union of keys in first-seen order."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header: dict[str, None] = {}
+    for row in rows:
+        header.update(dict.fromkeys(row))
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(header))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
