@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
             result = METHODS[method](config, split, report)
             wall = time.perf_counter() - start
             write_csv(folder / "epochs.csv", rows)
-            write_csv(folder / "d2_annotation.csv", result.d2_table)
+            write_csv(folder / "d2_annotation.csv", result.table)
             torch.save(result.checkpoint, folder / "checkpoint.pt")
             (folder / "config.txt").write_text("\n".join(as_overrides(config)) + "\n")
             per_seed.setdefault(method, []).append(seed_metrics(result, wall))

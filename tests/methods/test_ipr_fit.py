@@ -31,9 +31,9 @@ def test_ipr_fit_reports_every_epoch_and_is_deterministic(smoke):
     assert after["prototype_updates"] > 0 and after["contrastive"] > 0
     sims = first.extras[-1]["prototype_similarity"]
     assert len(sims) == len(split.classes) and sims[0][0] == pytest.approx(1.0, abs=1e-5)
-    assert len(result.d2_table) == len(split.d2)
-    assert {"pseudo_label", "confidence", "label", "soft_anger", "similarity_anger"} <= set(result.d2_table[0])
-    assert sum(v for k, v in result.d2_table[0].items() if k.startswith("soft_")) == pytest.approx(1.0)
+    assert len(result.table) == len(split.d2)
+    assert {"pseudo_label", "confidence", "label", "soft_anger", "similarity_anger"} <= set(result.table[0])
+    assert sum(v for k, v in result.table[0].items() if k.startswith("soft_")) == pytest.approx(1.0)
     assert result.checkpoint["epoch"] == result.selected_epoch
     assert result.checkpoint["split_hash"] == split.hash
     # Selection looks at dev only.

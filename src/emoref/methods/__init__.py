@@ -1,10 +1,11 @@
 """One readable training function per method, each `fit(config, split, reporter) -> Result`."""
 
-from emoref.methods import baselines, ipr
+from emoref.methods import baselines, epr, ipr
 
 METHODS = {
     "ipr": ipr.fit,
     "baseline": baselines.fit_baseline,
     "baseline_star": baselines.fit_baseline_star,
     "supervised": baselines.fit_supervised,
+    "epr": epr.fit,
 }

@@ -46,7 +46,9 @@ class Result:
     final: dict[str, float]  # metrics of the last epoch
     selected_epoch: int  # epoch with the best dev UA (dev only: D3 never selects)
     selected: dict[str, float]  # metrics of that epoch
-    d2_table: list[dict[str, Any]]  # per D2 utterance: soft labels, pseudo label, confidence, truth
+    # One row per utterance: IPR family, D2's soft labels, pseudo label, confidence (the annotation
+    # output); EPR, each stage's prediction for every utterance (from networks that never saw it).
+    table: list[dict[str, Any]]
     # The model (and prototypes) of the selected epoch with everything needed to use them again:
     # see `checkpoint` below. Not compared or printed.
     checkpoint: dict[str, Any] | None = field(default=None, repr=False, compare=False)
@@ -165,11 +167,11 @@ def checkpoint(method: str, config: RunConfig, split: Any, model: nn.Module,
             "config": as_overrides(config), "split_hash": split.hash, "git_sha": git_sha()}
 
 
-def result(method: str, rows: list[dict[str, float]], d2_table: list[dict[str, Any]],
+def result(method: str, rows: list[dict[str, float]], table: list[dict[str, Any]],
            kept: dict[str, Any] | None) -> Result:
     epoch, selected = select(rows)
     return Result(method=method, final=dict(rows[-1]), selected_epoch=epoch,
-                  selected=dict(selected), d2_table=d2_table, checkpoint=kept)
+                  selected=dict(selected), table=table, checkpoint=kept)
 
 
 def annotation(utterances: Sequence[Utterance], classes: Sequence[str], soft: torch.Tensor,
