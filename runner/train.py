@@ -1,11 +1,17 @@
 """python -m runner.train <method>[,<method>...] [key=value ...]: train on this machine, several seeds.
 
-Runs each method for `--seeds` consecutive seeds (from `seed=`, default 0) on one split, prints a
-line per epoch and then mean ± std over seeds. Writes, under --out (default runs/train/<corpus>):
-  <method>/seed<k>/epochs.csv         every per-epoch metric
-  <method>/seed<k>/d2_annotation.csv  D2's soft labels, pseudo label and confidence (selected epoch)
-  <method>/seed<k>/checkpoint.pt      dev-selected weights (+ prototypes), config, git SHA, split hash
-  summary.json, summary.md            mean ± std over seeds per method
+Runs each method for `--seeds` consecutive seeds (from `seed=`, default 0), prints a line per epoch
+and then mean ± std over seeds. IPR and its baselines train on the ambiguity split; EPR runs k-fold
+cross-validation. Writes, under --out (default runs/train/<corpus>):
+  <method>/seed<k>/epochs.csv      every reported metric, one row per report
+  <method>/seed<k>/table.csv       IPR family: D2's soft labels, pseudo label and confidence
+                                   (the annotation output); EPR: every utterance's prediction per stage
+  <method>/seed<k>/checkpoint.pt   IPR family: dev-selected weights (+ prototypes), config, git SHA,
+                                   split hash (runner.annotate reads it)
+  <method>/seed<k>/figures/*.png   agreement curves, prototype similarity, confusion matrices,
+                                   EPR emotion profiles across stages
+  <method>/seed<k>/config.txt      the resolved config, key=value
+  summary.json, summary.md         mean ± std over seeds per method
 Exits with status 2 and a message naming the key or file when the input is wrong, before training.
 """
 
@@ -18,16 +24,21 @@ import sys
 import time
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import torch
 
-from emoref.config import PRESETS, as_overrides, build_config
+from emoref import figures
+from emoref.config import PRESETS, RunConfig, as_overrides, build_config
 from emoref.data.corpora import load_manifest
-from emoref.data.splits import AmbiguitySplit, make_split
+from emoref.data.splits import AmbiguitySplit, KFoldSplit, make_split
 from emoref.methods import METHODS
-from emoref.summary import aggregate, markdown_table, seed_metrics, write_csv
+from emoref.methods.common import Result
+from emoref.summary import aggregate, markdown_table, seed_metrics, stage_table, write_csv
 from runner._cli import USER_ERRORS, expand, fail
 
-SHOWN = ("loss", "beta", "dev_ua", "d3_wa", "d3_ua", "agreement_prototype", "agreement_model")
+SHOWN = ("loss", "beta", "dev_ua", "d3_wa", "d3_ua", "agreement_prototype", "agreement_model",
+         "train_loss", "val_loss", "fold_wa", "fold_ua")
+SPLIT_KIND = {"epr": KFoldSplit}  # every other method trains on an ambiguity split
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -43,6 +54,47 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_intermixed_args(argv)
 
 
+def prepare(methods: list[str], args: argparse.Namespace) -> dict[str, tuple[RunConfig, object]]:
+    """Every method's config and split, checked before the first step; exits 2 on bad input."""
+    prepared = {}
+    try:
+        for method in methods:
+            config = build_config(args.preset, expand(args.overrides), method=method)
+            split = make_split(load_manifest(config.corpus), config.split)
+            wanted = SPLIT_KIND.get(method, AmbiguitySplit)
+            if not isinstance(split, wanted):
+                kind = "kfold" if wanted is KFoldSplit else "ambiguity"
+                fail(f"split.kind: {method} needs a {kind} split, got {config.split.kind!r}")
+            prepared[method] = (config, split)
+    except USER_ERRORS as err:
+        fail(str(err))
+    return prepared
+
+
+def save_figures(folder: Path, method: str, result: Result, rows: list[dict], extras: list[dict],
+                 classes: tuple[str, ...]) -> None:
+    made = {}
+    if method == "epr":
+        last = extras[-1]
+        made["profile"] = figures.profile_evolution(
+            last["figure_profiles"], classes, f"emotion profile of {last['figure_utterance']}")
+        for key, matrix in last.items():
+            if key.endswith("_confusion"):
+                made[key] = figures.confusion_matrix(matrix, classes, key.replace("_", " "))
+    else:
+        chosen = next(x for r, x in zip(rows, extras) if r["epoch"] == result.selected_epoch)
+        made["agreement"] = figures.agreement_curves(rows)
+        made["d3_confusion"] = figures.confusion_matrix(
+            chosen["d3_confusion"], classes, f"D3 confusion, epoch {result.selected_epoch}")
+        if "prototype_similarity" in chosen:
+            made["prototype_similarity"] = figures.similarity_matrix(
+                chosen["prototype_similarity"], classes)
+    (folder / "figures").mkdir(parents=True, exist_ok=True)
+    for name, fig in made.items():
+        fig.savefig(folder / "figures" / f"{name}.png", dpi=120)
+        plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse(list(sys.argv[1:] if argv is None else argv))
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -51,54 +103,61 @@ def main(argv: list[str] | None = None) -> dict:
         fail(f"method {','.join(unknown) or args.methods!r}: expected one or more of {list(METHODS)}")
     if args.seeds < 1:
         fail(f"--seeds: expected an integer >= 1, got {args.seeds}")
-    # ---- Everything a run needs is checked before the first step: configs, manifest, split.
-    try:
-        base = build_config(args.preset, expand(args.overrides))
-        configs = [dataclasses.replace(base, seed=base.seed + i) for i in range(args.seeds)]
-        split = make_split(load_manifest(base.corpus), base.split)
-    except USER_ERRORS as err:
-        fail(str(err))
-    if not isinstance(split, AmbiguitySplit):
-        fail(f"split.kind: {', '.join(methods)} train on an ambiguity split (D1/D2/D3), got "
-             f"{base.split.kind!r}")
-    out = Path(args.out or Path("runs") / "train" / base.corpus.name)
-    print(f"split {split.hash}: D1 {len(split.d1)}, D2 {len(split.d2)}, dev {len(split.dev)}, "
-          f"D3 {len(split.d3)}; writing to {out}")
-    # ---- Train every method for every seed.
+    prepared = prepare(methods, args)
+    corpus = next(iter(prepared.values()))[0].corpus.name
+    out = Path(args.out or Path("runs") / "train" / corpus)
+    print(f"writing to {out}")
     per_seed: dict[str, list[dict[str, float]]] = {}
-    for method in methods:
-        for config in configs:
+    hashes = {}
+    for method, (base, split) in prepared.items():
+        hashes[method] = split.hash
+        print(f"{method}: split {split.hash}", flush=True)
+        for config in (dataclasses.replace(base, seed=base.seed + i) for i in range(args.seeds)):
             folder = out / method / f"seed{config.seed}"
             rows: list[dict[str, float]] = []
+            extras: list[dict] = []
 
-            def report(epoch: int, metrics: dict[str, float], extras: dict, tag=f"{method} "
-                       f"seed {config.seed}") -> None:
-                rows.append({"epoch": epoch, **metrics})
+            def report(step: int, metrics: dict[str, float], extra: dict,
+                       tag: str = f"{method} seed {config.seed}") -> None:
+                rows.append({"epoch": step, **metrics})
+                extras.append(extra)
                 if not args.quiet:
                     shown = "  ".join(f"{k} {metrics[k]:.3f}" for k in SHOWN if k in metrics)
-                    print(f"{tag} epoch {epoch:3d}  {shown}", flush=True)
+                    print(f"{tag} step {step:3d}  {shown}", flush=True)
 
             start = time.perf_counter()
             result = METHODS[method](config, split, report)
             wall = time.perf_counter() - start
             write_csv(folder / "epochs.csv", rows)
-            write_csv(folder / "d2_annotation.csv", result.table)
-            torch.save(result.checkpoint, folder / "checkpoint.pt")
+            write_csv(folder / "table.csv", result.table)
+            if result.checkpoint is not None:
+                torch.save(result.checkpoint, folder / "checkpoint.pt")
             (folder / "config.txt").write_text("\n".join(as_overrides(config)) + "\n")
+            save_figures(folder, method, result, rows, extras, split.classes)
             per_seed.setdefault(method, []).append(seed_metrics(result, wall))
-            print(f"{method} seed {config.seed}: selected epoch {result.selected_epoch}, "
-                  f"D3 UA {result.selected.get('d3_ua', float('nan')):.4f}, {wall:.0f} s",
-                  flush=True)
+            headline = ", ".join(f"{k} {v:.4f}" for k, v in result.selected.items()
+                                 if k in ("d3_ua", f"stage{config.epr.depth}_ua", "stage1_ua"))
+            print(f"{method} seed {config.seed}: {headline}, {wall:.0f} s", flush=True)
     # ---- Mean ± std over seeds (never the best seed).
     summaries = {method: aggregate(rows) for method, rows in per_seed.items()}
-    table = markdown_table(summaries)
+    tables = []
+    family = {m: s for m, s in summaries.items() if m != "epr"}
+    if family:
+        tables.append("D3 at the dev-selected epoch; D2 agreement at the last epoch (percent):\n"
+                      + markdown_table(family))
+    if "epr" in summaries:
+        e = prepared["epr"][0].epr
+        name = "VGG*" if e.labels == "mixed" else "VGG"
+        tables.append(f"EPR ({e.labels} labels), utterance WA/UA/F1 over all folds (percent):\n"
+                      + stage_table(summaries["epr"], e.depth, name))
+    text = f"mean ± std over {args.seeds} seed(s)\n\n" + "\n\n".join(tables)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(
-        {"split_hash": split.hash, "preset": args.preset, "overrides": args.overrides,
-         "seeds": [c.seed for c in configs], "methods": summaries, "per_seed": per_seed},
-        indent=2))
-    (out / "summary.md").write_text(table + "\n")
-    print(f"\nmean ± std over {args.seeds} seed(s), D3 at the dev-selected epoch (percent):\n{table}")
+        {"split_hash": hashes, "preset": args.preset, "overrides": args.overrides,
+         "seeds": list(range(base.seed, base.seed + args.seeds)), "methods": summaries,
+         "per_seed": per_seed}, indent=2))
+    (out / "summary.md").write_text(text + "\n")
+    print("\n" + text)
     return summaries
 
 

@@ -72,3 +72,22 @@ def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def stage_table(summary: Mapping[str, Mapping[str, float]], depth: int, name: str = "VGG",
+                scale: float = 100.0) -> str:
+    """EPR, laid out like the paper's Tables 2 and 4: one row per refinery stage, WA / UA / F1;
+    stage t > 1 is `name` with t as a superscript (VGG² for sEPR, VGG*² for pEPR)."""
+    lines = ["| stage | WA | UA | F1 | seeds |", "|---|---|---|---|---|"]
+    for t in range(1, depth + 1):
+        cells = []
+        for key in ("wa", "ua", "f1"):
+            s = summary.get(f"final.stage{t}_{key}")
+            cells.append("-" if s is None else f"{s['mean'] * scale:.2f} ± {s['std'] * scale:.2f}")
+        n = int(summary.get(f"final.stage{t}_wa", {}).get("n", 0))
+        label = "VGG" if t == 1 else name + str(t).translate(SUPERSCRIPTS)
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {n} |")
+    return "\n".join(lines)
