@@ -32,7 +32,7 @@ from emoref.config import PRESETS, RunConfig, as_overrides, build_config
 from emoref.data.corpora import load_manifest
 from emoref.data.splits import AmbiguitySplit, KFoldSplit, make_split
 from emoref.methods import METHODS
-from emoref.methods.common import Result
+from emoref.methods.common import Result, check_ambiguity_split
 from emoref.summary import aggregate, markdown_table, seed_metrics, stage_table, write_csv
 from runner._cli import USER_ERRORS, expand, fail
 
@@ -65,6 +65,8 @@ def prepare(methods: list[str], args: argparse.Namespace) -> dict[str, tuple[Run
             if not isinstance(split, wanted):
                 kind = "kfold" if wanted is KFoldSplit else "ambiguity"
                 fail(f"split.kind: {method} needs a {kind} split, got {config.split.kind!r}")
+            if isinstance(split, AmbiguitySplit):
+                check_ambiguity_split(split)
             prepared[method] = (config, split)
     except USER_ERRORS as err:
         fail(str(err))

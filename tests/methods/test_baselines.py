@@ -99,3 +99,16 @@ def test_unknown_variant_is_refused(smoke):
     config, split = smoke
     with pytest.raises(ValueError, match="variant"):
         baselines.fit(config, split, ListReporter(), "semi")
+
+
+def test_a_class_missing_from_d1_is_refused_before_training(smoke):
+    from emoref.data.manifest import DataError
+    config, split = smoke
+    without = dataclasses.replace(split, d1=tuple(u for u in split.d1 if u.label != "sadness"))
+    for method in METHODS:
+        if method == "epr":
+            continue
+        with pytest.raises(DataError, match=r"D1 has no utterance of class\(es\) \['sadness'\]"):
+            METHODS[method](config, without, ListReporter())
+    with pytest.raises(DataError, match="D3 is empty"):
+        METHODS["ipr"](config, dataclasses.replace(split, d3=()), ListReporter())

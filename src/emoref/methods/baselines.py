@@ -21,9 +21,9 @@ from emoref.config import RunConfig
 from emoref.data.splits import AmbiguitySplit
 from emoref.metrics import weighted_accuracy
 from emoref.methods import ipr_math
-from emoref.methods.common import (Reporter, Result, SERModel, annotation, checkpoint,
-                                   cycle_batches, evaluate, is_selected, label_array, load_waves,
-                                   make_batch, predict, result, seed_everything,
+from emoref.methods.common import (Reporter, Result, SERModel, annotation, check_ambiguity_split,
+                                   checkpoint, cycle_batches, evaluate, is_selected, label_array,
+                                   load_waves, make_batch, predict, result, seed_everything,
                                    soft_cross_entropy, steps_per_epoch)
 
 VARIANTS = ("baseline", "baseline_star", "supervised")
@@ -32,6 +32,7 @@ VARIANTS = ("baseline", "baseline_star", "supervised")
 def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter, variant: str) -> Result:
     if variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
+    check_ambiguity_split(split)
     rng1, rng2 = seed_everything(config.seed)
     train, classes, n_classes = config.train, split.classes, len(split.classes)
     corpus = config.corpus.name

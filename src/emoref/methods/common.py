@@ -15,7 +15,7 @@ from torch import nn
 
 from emoref.config import RunConfig, as_overrides
 from emoref.data.audio import AudioCache, collate
-from emoref.data.manifest import Utterance
+from emoref.data.manifest import DataError, Utterance
 from emoref.metrics import classification_report
 from emoref.models.encoders import build_encoder
 from emoref.models.heads import Classifier, Projection
@@ -66,6 +66,21 @@ class SERModel(nn.Module):
     def forward(self, wave: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.encoder(wave, mask)
         return self.classifier(h), self.projection(h)
+
+
+def check_ambiguity_split(split: Any) -> None:
+    """What the IPR family needs before any step: every class in D1 (prototypes are class means of
+    D1, Eq. 1-2), and non-empty D2 and D3. Raises DataError naming the part and the class."""
+    for part in ("d1", "d2", "d3"):
+        if not getattr(split, part):
+            raise DataError(f"split: {part.upper()} is empty; adjust the split thresholds or sizes "
+                            f"(split.d1_min_agreement, ... or split.by=sizes)")
+    present = {u.label for u in split.d1}
+    missing = [c for c in split.classes if c not in present]
+    if missing:
+        raise DataError(f"split: D1 has no utterance of class(es) {missing}; every class needs at "
+                        f"least one precise example (drop it with corpus.classes=... or lower "
+                        f"split.d1_min_agreement)")
 
 
 def load_waves(utterances: Sequence[Utterance], config: RunConfig, corpus: str) -> list[np.ndarray]:

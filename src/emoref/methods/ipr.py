@@ -18,12 +18,14 @@ from emoref.data.manifest import Utterance
 from emoref.data.splits import AmbiguitySplit
 from emoref.metrics import prototype_similarity, weighted_accuracy
 from emoref.methods import ipr_math
-from emoref.methods.common import (Reporter, Result, SERModel, annotation, checkpoint,
-                                   cycle_batches, evaluate, is_selected, label_array, load_waves,
-                                   make_batch, predict, result, seed_everything, steps_per_epoch)
+from emoref.methods.common import (Reporter, Result, SERModel, annotation, check_ambiguity_split,
+                                   checkpoint, cycle_batches, evaluate, is_selected, label_array,
+                                   load_waves, make_batch, predict, result, seed_everything,
+                                   steps_per_epoch)
 
 
 def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter) -> Result:
+    check_ambiguity_split(split)
     rng1, rng2 = seed_everything(config.seed)
     ipr, train, classes = config.ipr, config.train, split.classes
     corpus = config.corpus.name
