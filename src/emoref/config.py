@@ -225,12 +225,15 @@ class EncoderConfig:
 class HeadConfig:
     hidden: int = 256  # MLP classifier hidden units
     dropout: float = 0.1  # MLP classifier dropout
-    proj_dim: int = 128  # L2-normalised projection size (prototypes and contrastive loss)
+    # Prototype space (see models/heads.py): 0 = the normalised encoder embedding, as in the paper;
+    # P > 0 = a separate projection MLP to P dimensions (an option; untrained during warm-up).
+    proj_dim: int = 0
 
     def __post_init__(self) -> None:
         _require(self.hidden >= 1, "hidden", "an integer >= 1", self.hidden)
         _require(0.0 <= self.dropout < 1.0, "dropout", "a number in [0, 1)", self.dropout)
-        _require(self.proj_dim >= 2, "proj_dim", "an integer >= 2", self.proj_dim)
+        _require(self.proj_dim == 0 or self.proj_dim >= 2, "proj_dim", "0 or an integer >= 2",
+                 self.proj_dim)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -424,7 +427,7 @@ PRESETS: dict[str, tuple[str, ...]] = {
     "smoke": ("corpus.synthetic.n_utterances=96", "corpus.synthetic.max_duration=1.5",
               "audio.max_seconds=1.5", "train.epochs=3", "train.warmup_epochs=1",
               "train.batch_size=8", "encoder.cnn_channels=8", "encoder.embed_dim=32",
-              "head.hidden=32", "head.proj_dim=16", "split.folds=3", "epr.depth=3",
+              "head.hidden=32", "split.folds=3", "epr.depth=3",
               "epr.max_epochs=2", "epr.width=0.0625", "epr.fc=16", "epr.batch_size=32",
               "epr.forest_trees=10"),
 }
