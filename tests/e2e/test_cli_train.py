@@ -118,3 +118,15 @@ def test_train_epr_through_the_cli(tmp_path):
         wa = sum(r[f"stage{stage}"] == r["label"] for r in table) / len(table)
         assert summary["per_seed"]["epr"][0][f"final.stage{stage}_wa"] == pytest.approx(wa)
     assert {p.name for p in (seed0 / "figures").iterdir()} >= {"profile.png", "stage1_confusion.png"}
+
+
+def test_report_rebuilds_the_summary_from_the_run_folder(trained):
+    root, stdout, _ = trained
+    done = cli("runner.report", root / "out")
+    assert done.returncode == 0, done.stderr
+    assert "ipr 2 seed(s)" in done.stdout and "baseline_star 2 seed(s)" in done.stdout
+    # The rows printed by training and rebuilt from epochs.csv are the same numbers.
+    trained_rows = {line for line in stdout.splitlines() if line.startswith("| ipr |")}
+    assert trained_rows and trained_rows <= set(done.stdout.splitlines())
+    missing = cli("runner.report", root / "nowhere")
+    assert missing.returncode == 2 and "nowhere" in missing.stderr
