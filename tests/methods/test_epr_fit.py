@@ -91,3 +91,11 @@ def test_hold_out_is_stratified_and_disjoint():
     fit, val = epr.hold_out(train, labels, 0.1, np.random.default_rng(0))
     assert len(np.intersect1d(fit, val)) == 0 and len(fit) + len(val) == 30
     assert sorted(labels[val].tolist()) == [0, 0, 1]
+
+
+def test_a_subset_of_folds_scores_only_its_test_utterances(smoke):
+    import dataclasses
+    config, split = smoke
+    first = dataclasses.replace(split, folds=split.folds[:1])
+    result = epr.fit(config, first, ListReporter())
+    assert sorted(r["id"] for r in result.table) == sorted(u.id for u in split.folds[0].test)

@@ -52,7 +52,8 @@ def fingerprint(network: torch.nn.Module) -> float:
 
 def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter) -> Result:
     epr, classes, n_classes = config.epr, split.classes, len(split.classes)
-    utterances = [u for fold in split.folds for u in fold.test]  # each exactly once
+    # Test folds first (each utterance once); training utterances of a subset of folds after them.
+    utterances = list({u.id: u for fold in split.folds for u in (*fold.test, *fold.train)}.values())
     position = {u.id: i for i, u in enumerate(utterances)}
     labels = label_array(utterances, classes)
     bank = build_bank(load_waves(utterances, config, config.corpus.name), config.audio)
@@ -102,17 +103,18 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter) -> Result:
                             "fold_wa": report["wa"], "fold_ua": report["ua"]}, extras)
             step += 1
     # ---- Evaluation: every utterance predicted once, by its own fold's forest (Tables 2-4).
+    tested = predicted[0] >= 0  # all utterances when the folds cover the corpus
     final: dict[str, float] = {}
     extras = {"figure_utterance": figure_id, "figure_profiles": figure_profiles}
     for stage in range(1, epr.depth + 1):
-        report = classification_report(labels, predicted[stage - 1], n_classes)
+        report = classification_report(labels[tested], predicted[stage - 1, tested], n_classes)
         final.update({f"stage{stage}_wa": report["wa"], f"stage{stage}_ua": report["ua"],
                       f"stage{stage}_f1": report["f1"]})
         extras[f"stage{stage}_confusion"] = report["confusion"]
     reporter(step, final, extras)
     table = [{"id": u.id, "label": u.label, "fold": int(fold_of[i]),
               **{f"stage{t + 1}": classes[predicted[t, i]] for t in range(epr.depth)}}
-             for i, u in enumerate(utterances)]
+             for i, u in enumerate(utterances) if tested[i]]
     final["epoch"] = float(epr.depth)
     return Result(method="epr", final=final, selected_epoch=epr.depth, selected=dict(final),
                   table=table)
