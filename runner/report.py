@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from emoref.methods.common import select
-from emoref.summary import aggregate, markdown_table, stage_table
+from emoref.summary import aggregate, markdown_table, seed_metrics, stage_table
 from runner._cli import fail
 
 
@@ -29,13 +29,12 @@ def per_seed(method_dir: Path) -> list[dict[str, float]]:
         if not (folder / "config.txt").exists():  # written once the seed has finished
             continue
         rows = seed_rows(folder)
-        if method_dir.name == "epr":
-            out.append({f"final.{k}": v for k, v in rows[-1].items()})
-            continue
-        epoch, selected = select(rows)
-        row = {f"selected.{k}": v for k, v in selected.items() if k != "epoch"}
-        row.update({f"final.{k}": v for k, v in rows[-1].items() if k != "epoch"})
-        out.append(row | {"selected_epoch": float(epoch)})
+        if method_dir.name == "epr":  # its last report holds every stage's scores
+            depth = sum(k.startswith("stage") and k.endswith("_wa") for k in rows[-1])
+            out.append(seed_metrics(rows[-1], rows[-1], depth))  # as epr.fit's Result has it
+        else:
+            epoch, selected = select(rows)
+            out.append(seed_metrics(selected, rows[-1], epoch))
     return out
 
 

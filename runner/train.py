@@ -56,11 +56,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def prepare(methods: list[str], args: argparse.Namespace) -> dict[str, tuple[RunConfig, object]]:
     """Every method's config and split, checked before the first step; exits 2 on bad input."""
-    prepared = {}
+    prepared, manifests = {}, {}
     try:
         for method in methods:
             config = build_config(args.preset, expand(args.overrides), method=method)
-            split = make_split(load_manifest(config.corpus), config.split)
+            if config.corpus not in manifests:  # methods differ in split, not in corpus
+                manifests[config.corpus] = load_manifest(config.corpus)
+            split = make_split(manifests[config.corpus], config.split)
             wanted = SPLIT_KIND.get(method, AmbiguitySplit)
             if not isinstance(split, wanted):
                 kind = "kfold" if wanted is KFoldSplit else "ambiguity"
@@ -136,7 +138,8 @@ def main(argv: list[str] | None = None) -> dict:
                 torch.save(result.checkpoint, folder / "checkpoint.pt")
             (folder / "config.txt").write_text("\n".join(as_overrides(config)) + "\n")
             save_figures(folder, method, result, rows, extras, split.classes)
-            per_seed.setdefault(method, []).append(seed_metrics(result, wall))
+            per_seed.setdefault(method, []).append(
+                seed_metrics(result.selected, result.final, result.selected_epoch, wall))
             headline = ", ".join(f"{k} {v:.4f}" for k, v in result.selected.items()
                                  if k in ("d3_ua", f"stage{config.epr.depth}_ua", "stage1_ua"))
             print(f"{method} seed {config.seed}: {headline}, {wall:.0f} s", flush=True)

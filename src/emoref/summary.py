@@ -35,11 +35,15 @@ def aggregate(per_seed: Sequence[Mapping[str, float]]) -> dict[str, dict[str, fl
     return out
 
 
-def seed_metrics(result: Any, wall_s: float) -> dict[str, float]:
-    """A Result's numbers flattened for aggregation: selected.<m>, final.<m>, selected_epoch, wall_s."""
-    row = {f"selected.{k}": v for k, v in result.selected.items() if k != "epoch"}
-    row.update({f"final.{k}": v for k, v in result.final.items() if k != "epoch"})
-    row.update(selected_epoch=float(result.selected_epoch), wall_s=wall_s)
+def seed_metrics(selected: Mapping[str, float], final: Mapping[str, float], selected_epoch: int,
+                 wall_s: float | None = None) -> dict[str, float]:
+    """One seed's numbers flattened for aggregation: selected.<m>, final.<m>, selected_epoch and,
+    when known, wall_s. Built from a Result in training and from epochs.csv in runner.report."""
+    row = {f"selected.{k}": v for k, v in selected.items() if k != "epoch"}
+    row.update({f"final.{k}": v for k, v in final.items() if k != "epoch"})
+    row["selected_epoch"] = float(selected_epoch)
+    if wall_s is not None:
+        row["wall_s"] = wall_s
     return row
 
 

@@ -6,19 +6,10 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from emoref.config import build_config
-from emoref.data.corpora import load_manifest
-from emoref.data.splits import make_split
 from emoref.methods import METHODS, baselines
 from emoref.methods.common import ListReporter, soft_cross_entropy
 
 LOSSES = ("loss", "ce_d1", "ce_d2", "contrastive")
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    config = build_config("smoke", [f"corpus.cache_dir={tmp_path_factory.mktemp('cache')}"])
-    return config, make_split(load_manifest(config.corpus), config.split)
 
 
 def run(method, config, split):

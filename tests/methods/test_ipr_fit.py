@@ -3,16 +3,8 @@
 import pytest
 
 from emoref.config import build_config
-from emoref.data.corpora import load_manifest
-from emoref.data.splits import make_split
 from emoref.methods import ipr
 from emoref.methods.common import ListReporter
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    config = build_config("smoke", [f"corpus.cache_dir={tmp_path_factory.mktemp('cache')}"])
-    return config, make_split(load_manifest(config.corpus), config.split)
 
 
 def test_ipr_fit_reports_every_epoch_and_is_deterministic(smoke):

@@ -20,10 +20,9 @@ from torch.nn import functional as F
 from emoref.config import RunConfig
 from emoref.data.splits import AmbiguitySplit
 from emoref.metrics import weighted_accuracy
-from emoref.methods import ipr_math
 from emoref.methods.common import (Reporter, Result, SERModel, annotation, check_ambiguity_split,
-                                   checkpoint, cycle_batches, evaluate, is_selected, label_array,
-                                   load_waves, make_batch, predict, result, seed_everything,
+                                   checkpoint, cycle_batches, d2_weight, evaluate, is_selected,
+                                   load_parts, make_batch, predict, result, seed_everything,
                                    soft_cross_entropy, steps_per_epoch)
 
 VARIANTS = ("baseline", "baseline_star", "supervised")
@@ -35,11 +34,8 @@ def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter, variant: s
     check_ambiguity_split(split)
     rng1, rng2 = seed_everything(config.seed)
     train, classes, n_classes = config.train, split.classes, len(split.classes)
-    corpus = config.corpus.name
-    d1_waves, d1_y = load_waves(split.d1, config, corpus), label_array(split.d1, classes)
-    d2_waves, d2_truth = load_waves(split.d2, config, corpus), label_array(split.d2, classes)
-    evaluation = {"dev": (load_waves(split.dev, config, corpus), label_array(split.dev, classes)),
-                  "d3": (load_waves(split.d3, config, corpus), label_array(split.d3, classes))}
+    parts = load_parts(config, split)
+    (d1_waves, d1_y), (d2_waves, d2_truth) = parts.d1, parts.d2
     model = SERModel(config, n_classes)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=train.lr,
                                   weight_decay=train.weight_decay)
@@ -55,10 +51,7 @@ def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter, variant: s
         if variant == "supervised":
             uses_d2, weight = True, config.baselines.supervised_d2_weight
         elif variant == "baseline_star" and epoch >= train.warmup_epochs:
-            uses_d2 = True
-            weight = ipr_math.beta_schedule(epoch - train.warmup_epochs,
-                                            train.epochs - 1 - train.warmup_epochs,
-                                            config.ipr.beta_max, config.ipr.beta_growth)
+            uses_d2, weight = True, d2_weight(config, epoch)  # IPR's Eq. 7 ramp
         else:
             uses_d2, weight = False, 0.0
         steps = steps_per_epoch(config, len(d1_waves), len(d2_waves), uses_d2)
@@ -83,7 +76,7 @@ def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter, variant: s
             for name, value in (("loss", loss), ("ce_d1", ce_d1), ("ce_d2", ce_d2)):
                 sums[name] += value.detach().item() / steps
         # ---- Evaluation: dev selects, D3 only reports; D2's hidden labels only measure agreement.
-        metrics, extras = evaluate(model, evaluation, config, n_classes)
+        metrics, extras = evaluate(model, parts.evaluation, config, n_classes)
         logits_d2, _ = predict(model, d2_waves, config)
         metrics.update(sums, beta=weight,
                        agreement_model=weighted_accuracy(d2_truth, logits_d2.argmax(1).numpy()))

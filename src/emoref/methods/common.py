@@ -16,6 +16,7 @@ from torch import nn
 from emoref.config import RunConfig, as_overrides
 from emoref.data.audio import AudioCache, collate
 from emoref.data.manifest import DataError, Utterance
+from emoref.methods.ipr_math import beta_schedule
 from emoref.metrics import classification_report
 from emoref.models.encoders import build_encoder
 from emoref.models.heads import Classifier, Projection
@@ -86,6 +87,32 @@ def check_ambiguity_split(split: Any) -> None:
 def load_waves(utterances: Sequence[Utterance], config: RunConfig, corpus: str) -> list[np.ndarray]:
     cache = AudioCache(config.corpus.cache_dir, corpus, config.audio.sample_rate)
     return [cache.get(u.path) for u in utterances]
+
+
+@dataclass(frozen=True)
+class Parts:
+    """An ambiguity split's audio in memory with its labels (D2's only measure agreement)."""
+
+    d1: tuple[list[np.ndarray], np.ndarray]  # (waves, labels)
+    d2: tuple[list[np.ndarray], np.ndarray]  # (waves, hidden labels)
+    evaluation: dict[str, tuple[list[np.ndarray], np.ndarray]]  # dev selects, d3 only reports
+
+
+def load_parts(config: RunConfig, split: Any) -> Parts:
+    def part(utterances: Sequence[Utterance]) -> tuple[list[np.ndarray], np.ndarray]:
+        return (load_waves(utterances, config, config.corpus.name),
+                label_array(utterances, split.classes))
+    return Parts(d1=part(split.d1), d2=part(split.d2),
+                 evaluation={"dev": part(split.dev), "d3": part(split.d3)})
+
+
+def d2_weight(config: RunConfig, epoch: int) -> float:
+    """Eq. 7's beta for `epoch`: 0 through warm-up, then the exponential ramp to ipr.beta_max."""
+    train, ipr = config.train, config.ipr
+    if epoch < train.warmup_epochs:
+        return 0.0
+    return beta_schedule(epoch - train.warmup_epochs, train.epochs - 1 - train.warmup_epochs,
+                         ipr.beta_max, ipr.beta_growth)
 
 
 def label_array(utterances: Sequence[Utterance], classes: Sequence[str]) -> np.ndarray:

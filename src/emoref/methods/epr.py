@@ -67,6 +67,7 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter) -> Result:
         test = np.array([position[u.id] for u in fold.test])
         train = np.array([position[u.id] for u in fold.train])
         fold_of[test] = fold.index
+        figure_in_test = any(u.id == figure_id for u in fold.test)
         rng = np.random.default_rng([config.seed, fold.index])
         fit_utts, val_utts = hold_out(train, labels, epr.val_fraction, rng)
         fit_segs, val_segs = bank.of(fit_utts), bank.of(val_utts)
@@ -96,7 +97,7 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter) -> Result:
             predicted[stage - 1, test] = forest.predict(features[test])
             report = classification_report(labels[test], predicted[stage - 1, test], n_classes)
             extras: dict[str, Any] = {"init_fingerprint": init}
-            if figure_id in {u.id for u in fold.test}:
+            if figure_in_test:
                 segs = bank.of(np.array([position[figure_id]]))
                 figure_profiles.append(profiles[segs].tolist())
             reporter(step, {"fold": float(fold.index), "stage": float(stage),

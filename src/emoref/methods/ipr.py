@@ -19,20 +19,17 @@ from emoref.data.splits import AmbiguitySplit
 from emoref.metrics import prototype_similarity, weighted_accuracy
 from emoref.methods import ipr_math
 from emoref.methods.common import (Reporter, Result, SERModel, annotation, check_ambiguity_split,
-                                   checkpoint, cycle_batches, evaluate, is_selected, label_array,
-                                   load_waves, make_batch, predict, result, seed_everything,
-                                   steps_per_epoch)
+                                   checkpoint, cycle_batches, d2_weight, evaluate, is_selected,
+                                   load_parts, load_waves, make_batch, predict, result,
+                                   seed_everything, steps_per_epoch)
 
 
 def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter) -> Result:
     check_ambiguity_split(split)
     rng1, rng2 = seed_everything(config.seed)
     ipr, train, classes = config.ipr, config.train, split.classes
-    corpus = config.corpus.name
-    d1_waves, d1_y = load_waves(split.d1, config, corpus), label_array(split.d1, classes)
-    d2_waves, d2_hidden = load_waves(split.d2, config, corpus), label_array(split.d2, classes)
-    evaluation = {"dev": (load_waves(split.dev, config, corpus), label_array(split.dev, classes)),
-                  "d3": (load_waves(split.d3, config, corpus), label_array(split.d3, classes))}
+    parts = load_parts(config, split)
+    (d1_waves, d1_y), (d2_waves, d2_hidden) = parts.d1, parts.d2
     model = SERModel(config, len(classes))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=train.lr,
                                   weight_decay=train.weight_decay)
@@ -48,9 +45,7 @@ def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter) -> Result:
         if not warm and prototypes is None:
             _, k_d1 = predict(model, d1_waves, config)
             prototypes = ipr_math.init_prototypes(k_d1, torch.from_numpy(d1_y), len(classes))
-        beta = 0.0 if warm else ipr_math.beta_schedule(
-            epoch - train.warmup_epochs, train.epochs - 1 - train.warmup_epochs, ipr.beta_max,
-            ipr.beta_growth)
+        beta = d2_weight(config, epoch)  # Eq. 7
         steps = steps_per_epoch(config, len(d1_waves), len(d2_waves), uses_d2=not warm)
         sums = {"loss": 0.0, "ce_d1": 0.0, "ce_d2": 0.0, "contrastive": 0.0}
         updates = 0
@@ -94,7 +89,7 @@ def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter) -> Result:
                                 ("contrastive", contrastive)):
                 sums[name] += value.detach().item() / steps
         # ---- Evaluation: dev selects, D3 only reports; D2's hidden labels only measure agreement.
-        metrics, extras = evaluate(model, evaluation, config, len(classes))
+        metrics, extras = evaluate(model, parts.evaluation, config, len(classes))
         # One pass over D2 gives both pseudo labels (Fig. 3): the classifier's and the prototypes'.
         logits_d2, k_d2 = predict(model, d2_waves, config)
         metrics.update(sums, beta=beta, prototype_updates=float(updates),
