@@ -12,6 +12,10 @@ cross-validation. Writes, under --out (default runs/train/<corpus>):
                                    EPR emotion profiles across stages
   <method>/seed<k>/config.txt      the resolved config, key=value
   summary.json, summary.md         mean ± std over seeds per method
+With workers=N (N >= 1) each seed trains through a Ray Train TorchTrainer on N DDP workers (gloo on
+CPU; gpu=true: one GPU each, NCCL, train.precision=bf16|fp16 for mixed precision), checkpointing
+every epoch under dist.storage and resuming there when Ray restarts a failed worker group. It uses
+the running Ray instance (RAY_ADDRESS) or starts a local one; workers=0 (the default) trains here.
 Exits with status 2 and a message naming the key or file when the input is wrong, before training.
 """
 
@@ -27,7 +31,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from emoref import figures
+from emoref import distributed, figures
 from emoref.config import PRESETS, RunConfig, as_overrides, build_config
 from emoref.data.corpora import load_manifest
 from emoref.data.splits import AmbiguitySplit, KFoldSplit, make_split
@@ -121,7 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
             rows: list[dict[str, float]] = []
             extras: list[dict] = []
 
-            def report(step: int, metrics: dict[str, float], extra: dict,
+            def report(step: int, metrics: dict[str, float], extra: dict, state=None,
                        tag: str = f"{method} seed {config.seed}") -> None:
                 rows.append({"epoch": step, **metrics})
                 extras.append(extra)
@@ -130,7 +134,10 @@ def main(argv: list[str] | None = None) -> dict:
                     print(f"{tag} step {step:3d}  {shown}", flush=True)
 
             start = time.perf_counter()
-            result = METHODS[method](config, split, report)
+            if config.workers:  # Ray Train: DDP over config.workers workers (emoref.distributed)
+                result, _ = distributed.fit(method, config, split, report, echo=not args.quiet)
+            else:
+                result = METHODS[method](config, split, report)
             wall = time.perf_counter() - start
             write_csv(folder / "epochs.csv", rows)
             write_csv(folder / "table.csv", result.table)

@@ -212,6 +212,9 @@ class EncoderConfig:
     cnn_channels: int = 16  # logmel_cnn: channels of the first block (doubles per block)
     cnn_blocks: int = 3  # logmel_cnn: conv blocks, each halving time and frequency
     embed_dim: int = 128  # logmel_cnn: pooled embedding size (wav2vec2: its hidden size)
+    # logmel_cnn: BatchNorm after each conv. Several workers on GPU share its statistics
+    # (SyncBatchNorm, dist.sync_batchnorm); on CPU each worker normalises by its own shard.
+    batch_norm: bool = True
 
     def __post_init__(self) -> None:
         _require(self.kind in ENCODERS, "kind", f"one of {ENCODERS}", self.kind)
@@ -252,6 +255,9 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.01  # AdamW weight decay (torch's default)
     max_steps_per_epoch: int = 0  # 0: a full pass over D1 per epoch; n > 0 caps it (smoke runs)
+    # Arithmetic of forward passes: fp32, or on GPU bf16 autocast, or fp16 autocast with a
+    # gradient scaler. Prototypes, losses and optimiser state stay fp32 in every case.
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         _require(self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
@@ -262,6 +268,35 @@ class TrainConfig:
         _require(self.weight_decay >= 0, "weight_decay", "a number >= 0", self.weight_decay)
         _require(self.max_steps_per_epoch >= 0, "max_steps_per_epoch", "an integer >= 0",
                  self.max_steps_per_epoch)
+        _require(self.precision in PRECISIONS, "precision", f"one of {PRECISIONS}", self.precision)
+
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+PLACEMENTS = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
+
+
+@dataclass(frozen=True)
+class DistConfig:
+    """How Ray Train runs a method when `workers` > 0 (see emoref.distributed)."""
+
+    cpus_per_worker: float = 1.0  # CPUs each worker reserves (0.5 lets two share a core in tests)
+    max_failures: int = 2  # worker-group restarts Ray Train makes, each resuming from a checkpoint
+    # Placement of the workers' bundles: PACK fills a node first; STRICT_SPREAD one worker per node.
+    placement: str = "PACK"
+    sync_batchnorm: bool = True  # GPU workers share BatchNorm statistics (SyncBatchNorm)
+    checkpoints_kept: int = 2  # newest per-epoch checkpoints Ray keeps on storage
+    # Where Ray Train writes checkpoints and results: "" = runs/ray under the working directory.
+    # Several nodes need a path every node sees (a shared filesystem, or s3:// / gs://).
+    storage: str = ""
+    name: str = ""  # prefix of the Train run's name ("" = <method>-<corpus>); seed and hash follow
+
+    def __post_init__(self) -> None:
+        _require(self.cpus_per_worker > 0, "cpus_per_worker", "a number > 0", self.cpus_per_worker)
+        _require(self.max_failures >= -1, "max_failures", "an integer >= 0 (-1: no limit)",
+                 self.max_failures)
+        _require(self.placement in PLACEMENTS, "placement", f"one of {PLACEMENTS}", self.placement)
+        _require(self.checkpoints_kept >= 1, "checkpoints_kept", "an integer >= 1",
+                 self.checkpoints_kept)
 
 
 @dataclass(frozen=True)
@@ -377,6 +412,10 @@ class EPRConfig:
 @dataclass(frozen=True)
 class RunConfig:
     seed: int = 0  # training seed (the split has its own, so every seed sees the same split)
+    # Ray Train workers (DDP ranks); 0 trains in this process without Ray. The global batch
+    # (train.batch_size, epr.batch_size) stays the same whatever the number of workers.
+    workers: int = 0
+    gpu: bool = False  # one GPU per worker, NCCL; false: CPU workers, gloo
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
@@ -387,6 +426,15 @@ class RunConfig:
     ipr: IPRConfig = field(default_factory=IPRConfig)
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
     epr: EPRConfig = field(default_factory=EPRConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
+
+    def __post_init__(self) -> None:
+        _require(self.workers >= 0, "workers", "an integer >= 0", self.workers)
+        _require(self.gpu or self.train.precision == "fp32", "train.precision",
+                 "fp32 without gpu=true (bf16 and fp16 autocast are for GPU workers)",
+                 self.train.precision)
+        _require(not self.gpu or self.workers >= 1, "gpu", "workers >= 1 with gpu=true (GPU "
+                 "training runs through Ray Train)", self.gpu)
 
 
 # ----------------------------------------------------------------------------------------------------

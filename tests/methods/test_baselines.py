@@ -89,7 +89,7 @@ def test_warm_up_is_identical_across_methods(smoke):
 def test_unknown_variant_is_refused(smoke):
     config, split = smoke
     with pytest.raises(ValueError, match="variant"):
-        baselines.fit(config, split, ListReporter(), "semi")
+        baselines.fit(config, split, ListReporter(), variant="semi")
 
 
 def test_a_class_missing_from_d1_is_refused_before_training(smoke):

@@ -91,14 +91,25 @@ def crop_or_pad(wave: np.ndarray, length: int, mode: str, rng: np.random.Generat
 
 
 def collate(waves: Sequence[np.ndarray], max_samples: int, mode: str,
-            rng: np.random.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, T) float waveforms and a (B, T) bool mask of real samples; T = min(longest, max_samples)."""
+            rng: np.random.Generator | None = None, keep: np.ndarray | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T) float waveforms and a (B, T) bool mask of real samples; T = min(longest, max_samples).
+
+    `keep` (rows of `waves`) returns only those rows, with T and the random crops still drawn for
+    the whole batch: a DDP rank building its shard of a global batch gets exactly the rows, padding
+    and crops one process would (only the kept rows' audio is read, so the others may be stand-ins
+    of the same length).
+    """
     length = min(max(len(w) for w in waves), max_samples)
-    batch = np.zeros((len(waves), length), dtype=np.float32)
-    mask = np.zeros((len(waves), length), dtype=bool)
+    rows = np.arange(len(waves)) if keep is None else np.asarray(keep)
+    position = {int(r): i for i, r in enumerate(rows)}
+    batch = np.zeros((len(rows), length), dtype=np.float32)
+    mask = np.zeros((len(rows), length), dtype=bool)
     for i, wave in enumerate(waves):
-        batch[i], valid = crop_or_pad(wave, length, mode, rng)
-        mask[i, :valid] = True
+        window, valid = crop_or_pad(wave, length, mode, rng)  # draws for every row, kept or not
+        if i in position:
+            batch[position[i]] = window
+            mask[position[i], :valid] = True
     return torch.from_numpy(batch), torch.from_numpy(mask)
 
 

@@ -20,15 +20,17 @@ from torch.nn import functional as F
 from emoref.config import RunConfig
 from emoref.data.splits import AmbiguitySplit
 from emoref.metrics import weighted_accuracy
-from emoref.methods.common import (Reporter, Result, SERModel, annotation, check_ambiguity_split,
-                                   checkpoint, cycle_batches, d2_weight, evaluate, is_selected,
-                                   load_parts, make_batch, predict, result, seed_everything,
-                                   soft_cross_entropy, steps_per_epoch)
+from emoref.distributed import LOCAL, Runtime, restore_rng, rng_state
+from emoref.methods.common import (BatchCycle, PerBatch, Reporter, Result, SERModel, annotation,
+                                   check_ambiguity_split, checkpoint, d2_weight, evaluate,
+                                   is_selected, load_parts, make_batch, predict, result,
+                                   seed_everything, soft_cross_entropy, steps_per_epoch)
 
 VARIANTS = ("baseline", "baseline_star", "supervised")
 
 
-def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter, variant: str) -> Result:
+def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter, runtime: Runtime = LOCAL,
+        *, variant: str) -> Result:
     if variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
     check_ambiguity_split(split)
@@ -37,16 +39,26 @@ def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter, variant: s
     parts = load_parts(config, split)
     (d1_waves, d1_y), (d2_waves, d2_truth) = parts.d1, parts.d2
     model = SERModel(config, n_classes)
+    net = runtime.prepare(PerBatch(model))  # DDP-wrapped with several workers; `model` evaluates
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=train.lr,
                                   weight_decay=train.weight_decay)
-    d1_batches = cycle_batches(len(d1_waves), train.batch_size, rng1)
-    d2_batches = cycle_batches(len(d2_waves), train.batch_size, rng2)
+    d1_batches = BatchCycle(len(d1_waves), train.batch_size, rng1, min_size=runtime.world)
+    d2_batches = BatchCycle(len(d2_waves), train.batch_size, rng2, min_size=runtime.world)
     # (N2, C) D2 targets. supervised: one-hot truth, fixed; baseline_star: the model's softmax on
     # clean D2, refreshed after every epoch; baseline: never used.
     targets = F.one_hot(torch.from_numpy(d2_truth), n_classes).float()
     rows: list[dict[str, float]] = []
-    kept = None
-    for epoch in range(train.epochs):
+    kept, table, first = None, [], 0
+    if runtime.resume:  # a restarted worker group continues after its last finished epoch
+        saved = runtime.resume
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        d1_batches.load_state_dict(saved["d1_batches"])
+        d2_batches.load_state_dict(saved["d2_batches"])
+        restore_rng(saved["rng"], rng1, rng2)
+        targets, rows, kept, table = saved["targets"], saved["rows"], saved["kept"], saved["table"]
+        first = saved["epoch"] + 1
+    for epoch in range(first, train.epochs):
         # ---- Which D2 term this epoch has, and its weight.
         if variant == "supervised":
             uses_d2, weight = True, config.baselines.supervised_d2_weight
@@ -56,37 +68,45 @@ def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter, variant: s
             uses_d2, weight = False, 0.0
         steps = steps_per_epoch(config, len(d1_waves), len(d2_waves), uses_d2)
         sums = {"loss": 0.0, "ce_d1": 0.0, "ce_d2": 0.0}
-        model.train()
+        net.train()
         for _ in range(steps):
-            # ---- Losses: alpha * CE(D1) + weight * soft CE(D2, targets).
+            # ---- Losses: alpha * CE(D1) + weight * soft CE(D2, targets), each rank its shard.
             idx = next(d1_batches)
-            wave, mask = make_batch(d1_waves, idx, config, True, rng1)
-            logits, _ = model(wave, mask)
-            ce_d1 = F.cross_entropy(logits, torch.from_numpy(d1_y[idx]))
-            ce_d2 = torch.zeros(())
+            batches = [make_batch(d1_waves, idx, config, True, rng1, runtime)]
             if uses_d2:
                 idx2 = next(d2_batches)
-                wave2, mask2 = make_batch(d2_waves, idx2, config, True, rng2)
-                logits2, _ = model(wave2, mask2)
-                ce_d2 = soft_cross_entropy(logits2, targets[idx2])
+                batches.append(make_batch(d2_waves, idx2, config, True, rng2, runtime))
+            with runtime.autocast():
+                outputs = net(batches)
+            logits = outputs[0][0].float()
+            y = torch.from_numpy(d1_y[idx[runtime.shard(len(idx))]]).to(logits.device)
+            ce_d1 = runtime.share(F.cross_entropy(logits, y, reduction="sum"), len(idx))
+            ce_d2 = torch.zeros((), device=logits.device)
+            if uses_d2:
+                q = targets[idx2[runtime.shard(len(idx2))]].to(logits.device)
+                ce_d2 = runtime.share(soft_cross_entropy(outputs[1][0].float(), q) * len(q),
+                                      len(idx2))
             loss = config.ipr.alpha * ce_d1 + weight * ce_d2
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            runtime.step(loss, optimizer)
             for name, value in (("loss", loss), ("ce_d1", ce_d1), ("ce_d2", ce_d2)):
-                sums[name] += value.detach().item() / steps
+                sums[name] += value.detach().item() / runtime.world / steps
+        sums = runtime.sum(sums)  # over ranks: the global batch's mean losses
         # ---- Evaluation: dev selects, D3 only reports; D2's hidden labels only measure agreement.
-        metrics, extras = evaluate(model, parts.evaluation, config, n_classes)
-        logits_d2, _ = predict(model, d2_waves, config)
+        metrics, extras = evaluate(model, parts.evaluation, config, n_classes, runtime)
+        logits_d2, _ = predict(model, d2_waves, config, runtime)
         metrics.update(sums, beta=weight,
                        agreement_model=weighted_accuracy(d2_truth, logits_d2.argmax(1).numpy()))
         if variant == "baseline_star":  # next epoch's model-generated soft labels
             targets = torch.softmax(logits_d2 / config.baselines.star_temperature, dim=1)
-        reporter(epoch, metrics, extras)
         rows.append({"epoch": epoch, **metrics})
         if is_selected(rows):
             kept = checkpoint(variant, config, split, model, None, epoch)
             table = annotation(split.d2, classes, torch.softmax(logits_d2, dim=1))
+        reporter(epoch, metrics, extras, state=lambda: {
+            "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "d1_batches": d1_batches.state_dict(), "d2_batches": d2_batches.state_dict(),
+            "rng": rng_state(rng1, rng2), "targets": targets, "rows": rows, "kept": kept,
+            "table": table})
     return result(variant, rows, table, kept)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -16,6 +16,7 @@ from torch import nn
 from emoref.config import RunConfig, as_overrides
 from emoref.data.audio import AudioCache, collate
 from emoref.data.manifest import DataError, Utterance
+from emoref.distributed import LOCAL, Runtime
 from emoref.methods.ipr_math import beta_schedule
 from emoref.metrics import classification_report
 from emoref.models.encoders import build_encoder
@@ -24,9 +25,12 @@ from emoref.provenance import git_sha
 
 
 class Reporter(Protocol):
-    """Receives one call per epoch: scalar metrics plus structured values (matrices, tables)."""
+    """Receives one call per epoch: scalar metrics plus structured values (matrices, tables).
+    `state`, when given, returns the method's resumable training state; a reporter that
+    checkpoints (Ray Train's, see emoref.distributed) saves it, the others ignore it."""
 
-    def __call__(self, epoch: int, metrics: dict[str, float], extras: dict[str, Any]) -> None: ...
+    def __call__(self, epoch: int, metrics: dict[str, float], extras: dict[str, Any],
+                 state: Callable[[], dict[str, Any]] | None = None) -> None: ...
 
 
 @dataclass
@@ -36,7 +40,8 @@ class ListReporter:
     rows: list[dict[str, float]] = field(default_factory=list)
     extras: list[dict[str, Any]] = field(default_factory=list)
 
-    def __call__(self, epoch: int, metrics: dict[str, float], extras: dict[str, Any]) -> None:
+    def __call__(self, epoch: int, metrics: dict[str, float], extras: dict[str, Any],
+                 state: Callable[[], dict[str, Any]] | None = None) -> None:
         self.rows.append({"epoch": epoch, **metrics})
         self.extras.append(extras)
 
@@ -120,12 +125,34 @@ def label_array(utterances: Sequence[Utterance], classes: Sequence[str]) -> np.n
     return np.array([index[u.label] for u in utterances], dtype=np.int64)
 
 
-def cycle_batches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    """Index batches over a fresh permutation each pass; the last short batch of a pass is kept."""
-    while True:
-        order = rng.permutation(n)
-        for start in range(0, n, batch_size):
-            yield order[start:start + batch_size]
+class BatchCycle:
+    """Index batches over a fresh permutation each pass; the last short batch of a pass is kept,
+    unless shorter than `min_size` (the number of DDP ranks: every rank needs a row). Resumable:
+    `state_dict` / `load_state_dict` hold the current permutation and position."""
+
+    def __init__(self, n: int, batch_size: int, rng: np.random.Generator, min_size: int = 1) -> None:
+        self.n, self.batch_size, self.rng, self.min_size = n, batch_size, rng, min_size
+        self.order: np.ndarray | None = None
+        self.position = 0
+
+    def __iter__(self) -> "BatchCycle":
+        return self
+
+    def __next__(self) -> np.ndarray:
+        if self.order is None or self.n - self.position < self.min_size:
+            self.order, self.position = self.rng.permutation(self.n), 0
+        batch = self.order[self.position:self.position + self.batch_size]
+        self.position += self.batch_size
+        return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"order": None if self.order is None else torch.from_numpy(self.order.copy()),
+                "position": self.position}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        order = state["order"]
+        self.order = None if order is None else order.numpy()
+        self.position = int(state["position"])
 
 
 def steps_per_epoch(config: RunConfig, n_d1: int, n_d2: int, uses_d2: bool) -> int:
@@ -138,37 +165,61 @@ def steps_per_epoch(config: RunConfig, n_d1: int, n_d2: int, uses_d2: bool) -> i
 
 
 def make_batch(waves: Sequence[np.ndarray], idx: np.ndarray, config: RunConfig, train: bool,
-               rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+               rng: np.random.Generator | None, runtime: Runtime = LOCAL,
+               keep: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """This rank's rows of the global batch `idx` (all of them in one process), on its device:
+    `keep`, or by default `runtime.shard(len(idx))`. Crops and padding are drawn for the whole
+    global batch."""
     max_samples = int(config.audio.max_seconds * config.audio.sample_rate)
-    return collate([waves[i] for i in idx], max_samples, "random" if train else "center", rng)
+    if keep is None and runtime.world > 1:
+        keep = runtime.shard(len(idx))
+    wave, mask = collate([waves[i] for i in idx], max_samples, "random" if train else "center", rng,
+                         keep=keep)
+    return wave.to(runtime.device), mask.to(runtime.device)
+
+
+class PerBatch(nn.Module):
+    """Runs the model on several batches in one call: DDP expects one forward per backward, and
+    each batch (D1, D2 views) keeps its own padding and BatchNorm statistics."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batches: list[tuple[torch.Tensor, torch.Tensor]]
+                ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [self.model(wave, mask) for wave, mask in batches]
 
 
 @torch.no_grad()
-def predict(model: SERModel, waves: Sequence[np.ndarray], config: RunConfig
-            ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, C) logits and (N, P) unit embeddings of centred crops, in eval mode."""
+def predict(model: SERModel, waves: Sequence[np.ndarray], config: RunConfig,
+            runtime: Runtime = LOCAL) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, C) logits and (N, P) unit embeddings of centred crops, in eval mode, on CPU. Chunks of
+    32 as in one process; with several ranks each predicts its shard of a chunk and all gather."""
     was_training = model.training
     model.eval()
     logits, ks = [], []
     for start in range(0, len(waves), 32):
-        wave, mask = make_batch(waves, np.arange(start, min(start + 32, len(waves))), config,
-                                False, None)
-        out, k = model(wave, mask)
-        logits.append(out)
-        ks.append(k)
+        n = min(start + 32, len(waves)) - start
+        wave, mask = make_batch(waves, np.arange(start, start + n), config, False, None, runtime)
+        with runtime.autocast():
+            out, k = model(wave, mask)
+        logits.append(runtime.gather(out.float(), n).cpu())
+        ks.append(runtime.gather(k.float(), n).cpu())
     model.train(was_training)
     return torch.cat(logits), torch.cat(ks)
 
 
 def evaluate(model: SERModel, parts: dict[str, tuple[list[np.ndarray], np.ndarray]],
-             config: RunConfig, n_classes: int) -> tuple[dict[str, float], dict[str, Any]]:
+             config: RunConfig, n_classes: int, runtime: Runtime = LOCAL
+             ) -> tuple[dict[str, float], dict[str, Any]]:
     """WA/UA/F1 on each labelled evaluation part; D3's confusion matrix as an extra."""
     metrics: dict[str, float] = {}
     extras: dict[str, Any] = {}
     for name, (waves, labels) in parts.items():
         if not len(labels):
             continue
-        logits, _ = predict(model, waves, config)
+        logits, _ = predict(model, waves, config, runtime)
         report = classification_report(labels, logits.argmax(1).numpy(), n_classes)
         metrics.update({f"{name}_wa": report["wa"], f"{name}_ua": report["ua"],
                         f"{name}_f1": report["f1"]})

@@ -18,91 +18,126 @@ from emoref.data.manifest import Utterance
 from emoref.data.splits import AmbiguitySplit
 from emoref.metrics import prototype_similarity, weighted_accuracy
 from emoref.methods import ipr_math
-from emoref.methods.common import (Reporter, Result, SERModel, annotation, check_ambiguity_split,
-                                   checkpoint, cycle_batches, d2_weight, evaluate, is_selected,
-                                   load_parts, load_waves, make_batch, predict, result,
-                                   seed_everything, steps_per_epoch)
+from emoref.distributed import LOCAL, Runtime, restore_rng, rng_state
+from emoref.methods.common import (BatchCycle, PerBatch, Reporter, Result, SERModel, annotation,
+                                   check_ambiguity_split, checkpoint, d2_weight, evaluate,
+                                   is_selected, load_parts, load_waves, make_batch, predict,
+                                   result, seed_everything, steps_per_epoch)
 
 
-def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter) -> Result:
+def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter,
+        runtime: Runtime = LOCAL) -> Result:
     check_ambiguity_split(split)
     rng1, rng2 = seed_everything(config.seed)
     ipr, train, classes = config.ipr, config.train, split.classes
     parts = load_parts(config, split)
     (d1_waves, d1_y), (d2_waves, d2_hidden) = parts.d1, parts.d2
     model = SERModel(config, len(classes))
+    net = runtime.prepare(PerBatch(model))  # DDP-wrapped with several workers; `model` evaluates
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=train.lr,
                                   weight_decay=train.weight_decay)
     augment = Augmenter(config.augment, config.audio.sample_rate, config.corpus.cache_dir)
-    d1_batches = cycle_batches(len(d1_waves), train.batch_size, rng1)
-    d2_batches = cycle_batches(len(d2_waves), train.batch_size, rng2)
-    prototypes: torch.Tensor | None = None  # (C, P) unit vectors in the projection space
+    d1_batches = BatchCycle(len(d1_waves), train.batch_size, rng1, min_size=runtime.world)
+    d2_batches = BatchCycle(len(d2_waves), train.batch_size, rng2, min_size=runtime.world)
+    prototypes: torch.Tensor | None = None  # (C, P) unit vectors in the prototype space
     rows: list[dict[str, float]] = []
-    kept = None
-    for epoch in range(train.epochs):
+    kept, table, first = None, [], 0
+    if runtime.resume:  # a restarted worker group continues after its last finished epoch
+        saved = runtime.resume
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        d1_batches.load_state_dict(saved["d1_batches"])
+        d2_batches.load_state_dict(saved["d2_batches"])
+        restore_rng(saved["rng"], rng1, rng2)
+        prototypes, rows, kept, table = saved["prototypes"], saved["rows"], saved["kept"], saved["table"]
+        first = saved["epoch"] + 1
+    for epoch in range(first, train.epochs):
         warm = epoch < train.warmup_epochs
         # ---- Prototype learning (Eq. 1-2): class means of D1 embeddings when warm-up ends.
         if not warm and prototypes is None:
-            _, k_d1 = predict(model, d1_waves, config)
+            _, k_d1 = predict(model, d1_waves, config, runtime)
             prototypes = ipr_math.init_prototypes(k_d1, torch.from_numpy(d1_y), len(classes))
         beta = d2_weight(config, epoch)  # Eq. 7
         steps = steps_per_epoch(config, len(d1_waves), len(d2_waves), uses_d2=not warm)
         sums = {"loss": 0.0, "ce_d1": 0.0, "ce_d2": 0.0, "contrastive": 0.0}
         updates = 0
-        model.train()
+        net.train()
         for _ in range(steps):
+            # Each rank holds its shard of the global batch (emoref.distributed explains the split).
             idx = next(d1_batches)
-            wave, mask = make_batch(d1_waves, idx, config, True, rng1)
-            logits, _ = model(wave, mask)
-            ce_d1 = F.cross_entropy(logits, torch.from_numpy(d1_y[idx]))
-            ce_d2 = contrastive = torch.zeros(())
+            mine = runtime.shard(len(idx))
+            batches = [make_batch(d1_waves, idx, config, True, rng1, runtime)]
             if not warm:
-                # ---- D2 views: x and its augmented version, one forward pass over 2N.
+                # ---- D2 views: x and its augmented version, in one batch of 2N. Seeds and crops
+                # are drawn for the global batch; only this rank's views are augmented.
                 idx2 = next(d2_batches)
+                n, mine2 = len(idx2), runtime.shard(len(idx2))
+                seeds = [int(rng2.integers(2**31)) for _ in idx2]
                 views = [d2_waves[i] for i in idx2]
-                views += [augment(d2_waves[i], int(rng2.integers(2**31))) for i in idx2]
-                wave2, mask2 = make_batch(views, np.arange(len(views)), config, True, rng2)
-                logits2, k2 = model(wave2, mask2)
-                n = len(idx2)
+                views += [augment(d2_waves[i], s) if j in mine2 else d2_waves[i]
+                          for j, (i, s) in enumerate(zip(idx2, seeds))]
+                batches.append(make_batch(views, np.arange(2 * n), config, True, rng2, runtime,
+                                          keep=np.concatenate([mine2, mine2 + n])))
+            with runtime.autocast():
+                outputs = net(batches)
+            logits = outputs[0][0].float()
+            ce_d1 = runtime.share(F.cross_entropy(logits, torch.from_numpy(d1_y[idx[mine]]).to(
+                logits.device), reduction="sum"), len(idx))
+            ce_d2 = contrastive = torch.zeros((), device=logits.device)
+            if not warm:
+                logits2, k2 = outputs[1][0].float(), outputs[1][1].float()
+                half = len(k2) // 2  # this rank's x views, then its x_aug views
+                # (N, P), (N, C): every rank's x and x_aug, in global-batch order
+                k_x, k_aug = runtime.gather(k2[:half], n), runtime.gather(k2[half:], n)
                 # ---- Pseudo labels from prototypes (Eq. 3), for x and x_aug.
                 with torch.no_grad():
-                    z = ipr_math.pseudo_labels(k2, prototypes)
-                # ---- Losses (Eq. 5, 6): CE on D2 pseudo labels (clean views), contrastive over 2N.
-                ce_d2 = F.cross_entropy(logits2[:n], z[:n])
-                contrastive = ipr_math.supcon_loss(k2, z, ipr.tau)
-                # ---- Prototype update (Eq. 4): where the classifier agrees on x and x_aug.
+                    p = prototypes.to(k_x.device)
+                    z = ipr_math.pseudo_labels(torch.cat([k_x, k_aug]), p)
+                # ---- Losses (Eq. 5, 6): CE on D2 pseudo labels (clean views, this rank's rows),
+                # contrastive over the global 2N views.
+                z_mine = z[torch.from_numpy(mine2).to(z.device)]
+                ce_d2 = runtime.share(F.cross_entropy(logits2[:half], z_mine, reduction="sum"), n)
+                contrastive = ipr_math.supcon_loss(torch.cat([k_x, k_aug]), z, ipr.tau)
+                # ---- Prototype update (Eq. 4): where the classifier agrees on x and x_aug; the
+                # same inputs on every rank, so the same prototypes everywhere.
                 with torch.no_grad():
-                    pred = logits2.argmax(1)
+                    pred_x = runtime.gather(logits2[:half].argmax(1), n).cpu()
+                    pred_aug = runtime.gather(logits2[half:].argmax(1), n).cpu()
                     if ipr.prototype_update == "agree":
                         prototypes, moved = ipr_math.update_prototypes_agree(
-                            prototypes, k2[:n], pred[:n], pred[n:], ipr.gamma)
+                            prototypes, k_x.detach().cpu(), pred_x, pred_aug, ipr.gamma)
                     else:
                         prototypes, moved = ipr_math.update_prototypes_soft(
-                            prototypes, k2[:n], pred[:n], pred[n:], ipr.gamma,
+                            prototypes, k_x.detach().cpu(), pred_x, pred_aug, ipr.gamma,
                             ipr.soft_update_temperature)
                     updates += moved
+            # Eq. 6. The CE terms are this rank's shares; the contrastive term is the global value
+            # on every rank (its gradient reaches each rank's rows through the gather).
             loss = ipr.alpha * ce_d1 + beta * ce_d2 + ipr.mu * contrastive
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            runtime.step(loss, optimizer)
             for name, value in (("loss", loss), ("ce_d1", ce_d1), ("ce_d2", ce_d2),
                                 ("contrastive", contrastive)):
-                sums[name] += value.detach().item() / steps
+                sums[name] += value.detach().item() / runtime.world / steps
+        sums = runtime.sum(sums)  # over ranks: the global batch's mean losses
         # ---- Evaluation: dev selects, D3 only reports; D2's hidden labels only measure agreement.
-        metrics, extras = evaluate(model, parts.evaluation, config, len(classes))
+        metrics, extras = evaluate(model, parts.evaluation, config, len(classes), runtime)
         # One pass over D2 gives both pseudo labels (Fig. 3): the classifier's and the prototypes'.
-        logits_d2, k_d2 = predict(model, d2_waves, config)
+        logits_d2, k_d2 = predict(model, d2_waves, config, runtime)
         metrics.update(sums, beta=beta, prototype_updates=float(updates),
                        agreement_model=weighted_accuracy(d2_hidden, logits_d2.argmax(1).numpy()))
         if prototypes is not None:
             z_d2 = ipr_math.pseudo_labels(k_d2, prototypes).numpy()
             metrics["agreement_prototype"] = weighted_accuracy(d2_hidden, z_d2)
             extras["prototype_similarity"] = prototype_similarity(prototypes).tolist()
-        reporter(epoch, metrics, extras)
         rows.append({"epoch": epoch, **metrics})
         if is_selected(rows):  # keep the dev-selected weights, prototypes and D2 annotation
             kept = checkpoint("ipr", config, split, model, prototypes, epoch)
             table = soft_annotation(split.d2, classes, logits_d2, k_d2, prototypes, ipr.tau)
+        reporter(epoch, metrics, extras, state=lambda: {
+            "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "d1_batches": d1_batches.state_dict(), "d2_batches": d2_batches.state_dict(),
+            "rng": rng_state(rng1, rng2), "prototypes": prototypes, "rows": rows, "kept": kept,
+            "table": table})
     return result("ipr", rows, table, kept)
 
 

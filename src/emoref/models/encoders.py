@@ -63,8 +63,8 @@ class LogMelCNN(nn.Module):
         layers, channels = [], 1
         for block in range(config.cnn_blocks):
             out = config.cnn_channels * 2 ** block
-            layers += [nn.Conv2d(channels, out, 3, padding=1), nn.BatchNorm2d(out), nn.ReLU(),
-                       nn.MaxPool2d(2)]
+            norm = nn.BatchNorm2d(out) if config.batch_norm else nn.Identity()
+            layers += [nn.Conv2d(channels, out, 3, padding=1), norm, nn.ReLU(), nn.MaxPool2d(2)]
             channels = out
         self.blocks = nn.Sequential(*layers)
         self.norm = nn.InstanceNorm1d(audio.n_mels)  # per-utterance, per-band normalisation
