@@ -76,7 +76,7 @@ def test_config_is_frozen_and_flattens():
         config.seed = 3  # type: ignore[misc]
     flat = flatten(config)
     assert flat["corpus.synthetic.n_utterances"] == config.corpus.synthetic.n_utterances
-    assert all("." in key or key == "seed" for key in flat)
+    assert all("." in key or key in ("seed", "workers", "gpu") for key in flat)
     assert apply_overrides(config, []) is config
 
 

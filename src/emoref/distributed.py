@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import zlib
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +115,21 @@ class Runtime:
         torch.distributed.all_reduce(flat)
         return dict(zip(keys, flat.tolist()))
 
+    def align(self, model: nn.Module) -> None:
+        """Rank 0's buffers (BatchNorm running statistics) on every rank. DDP sends them at the
+        start of each training forward, but that forward then updates each rank's copy from its
+        own shard; evaluation shards its inputs, so every rank must hold the same statistics."""
+        if self.world == 1:
+            return
+        for buffer in model.buffers():
+            torch.distributed.broadcast(buffer.data, src=0)
+
+    def seed(self, *key: int) -> None:
+        """Seeds torch's generator (dropout) from `key` and this rank: re-seeding at every epoch
+        makes a resumed run draw exactly what an uninterrupted one would, without saving each
+        rank's generator. One process: the same as rank 0 of any group."""
+        torch.manual_seed(zlib.crc32(repr((*key, self.rank)).encode()))
+
     def broadcast(self, x: torch.Tensor) -> torch.Tensor:
         """Rank 0's tensor on every rank (labels computed once, the same everywhere)."""
         if self.world == 1:
@@ -151,14 +167,14 @@ class _Gather(torch.autograd.Function):
 # Resumable pieces
 # ----------------------------------------------------------------------------------------------------
 
-def rng_state(*rngs: np.random.Generator) -> dict[str, Any]:
-    """torch's CPU generator and each numpy stream, in a form torch.load(weights_only=True) reads."""
-    return {"torch": torch.get_rng_state(), "numpy": [_plain(r.bit_generator.state) for r in rngs]}
+def rng_state(*rngs: np.random.Generator) -> list[dict[str, Any]]:
+    """Each numpy stream's state, in a form torch.load(weights_only=True) reads. (torch's own
+    generator is re-seeded every epoch by `Runtime.seed`, so it needs no saving.)"""
+    return [_plain(r.bit_generator.state) for r in rngs]
 
 
-def restore_rng(state: dict[str, Any], *rngs: np.random.Generator) -> None:
-    torch.set_rng_state(state["torch"])
-    for rng, saved in zip(rngs, state["numpy"]):
+def restore_rng(states: list[dict[str, Any]], *rngs: np.random.Generator) -> None:
+    for rng, saved in zip(rngs, states):
         rng.bit_generator.state = saved
 
 
@@ -299,7 +315,9 @@ def fit(method: str, config: Any, split: Any, reporter: Callable, echo: bool = T
     from emoref.config import as_overrides
 
     if not ray.is_initialized():
-        ray.init(include_dashboard=False, configure_logging=False, log_to_driver=echo)
+        # The dashboard (bound to this machine only) serves the State API that Ray Train's
+        # placement-group cleaner queries; without it finished runs can hold their resources.
+        ray.init(include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=echo)
     dist = config.dist
     storage = dist.storage or str(Path("runs/ray").resolve())
     trainer = TorchTrainer(

@@ -59,6 +59,7 @@ def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter, runtime: R
         targets, rows, kept, table = saved["targets"], saved["rows"], saved["kept"], saved["table"]
         first = saved["epoch"] + 1
     for epoch in range(first, train.epochs):
+        runtime.seed(config.seed, epoch)  # dropout's generator, per epoch and rank
         # ---- Which D2 term this epoch has, and its weight.
         if variant == "supervised":
             uses_d2, weight = True, config.baselines.supervised_d2_weight

@@ -198,6 +198,7 @@ def predict(model: SERModel, waves: Sequence[np.ndarray], config: RunConfig,
     32 as in one process; with several ranks each predicts its shard of a chunk and all gather."""
     was_training = model.training
     model.eval()
+    runtime.align(model)
     logits, ks = [], []
     for start in range(0, len(waves), 32):
         n = min(start + 32, len(waves)) - start

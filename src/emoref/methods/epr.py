@@ -26,6 +26,7 @@ from emoref.config import RunConfig
 from emoref.data.segments import SegmentBank, build_bank
 from emoref.data.splits import KFoldSplit
 from emoref.methods import epr_math
+from emoref.distributed import LOCAL, Runtime, restore_rng, rng_state
 from emoref.methods.common import Reporter, Result, label_array, load_waves, soft_cross_entropy
 from emoref.metrics import classification_report
 from emoref.models.vgg import VGG
@@ -50,7 +51,8 @@ def fingerprint(network: torch.nn.Module) -> float:
     return float(sum(p.detach().double().sum() for p in network.parameters()))
 
 
-def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter) -> Result:
+def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runtime = LOCAL
+        ) -> Result:
     epr, classes, n_classes = config.epr, split.classes, len(split.classes)
     # Test folds first (each utterance once); training utterances of a subset of folds after them.
     utterances = list({u.id: u for fold in split.folds for u in (*fold.test, *fold.train)}.values())
@@ -63,33 +65,56 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter) -> Result:
     figure_id = epr.figure_utterance or split.folds[0].test[0].id
     figure_profiles: list[list[list[float]]] = []
     step = 0
-    for fold in split.folds:
+    # A restarted worker group resumes at its checkpoint's cursor: (fold, stage) and, inside a
+    # stage, the network's epoch; `network` None means that stage (forest included) was finished.
+    saved = runtime.resume
+    if saved:
+        predicted, step = saved["predicted"].numpy().copy(), saved["step"]
+        figure_profiles = saved["figure_profiles"]
+    for position_in_split, fold in enumerate(split.folds):
         test = np.array([position[u.id] for u in fold.test])
         train = np.array([position[u.id] for u in fold.train])
         fold_of[test] = fold.index
+        if saved and position_in_split < saved["fold"]:
+            continue  # finished before the restart: its predictions came back with `predicted`
         figure_in_test = any(u.id == figure_id for u in fold.test)
         rng = np.random.default_rng([config.seed, fold.index])
         fit_utts, val_utts = hold_out(train, labels, epr.val_fraction, rng)
         fit_segs, val_segs = bank.of(fit_utts), bank.of(val_utts)
         norm = normaliser(bank, fit_segs)
         targets, profiles = onehot, None  # stage 1: the pseudo one-hot label (Sec. 2.2)
-        for stage in range(1, epr.depth + 1):
-            if stage > 1:  # ---- Refinery: labels from the previous stage's profiles (Eq. 4)
-                targets = epr_math.refine_targets(profiles, onehot, bank.owner, epr.labels,
-                                                  epr.mix_weight)
+        first, inner = 1, None
+        if saved:  # this is the fold the checkpoint stopped in
+            profiles, inner = saved["profiles"], saved["network"]
+            first = saved["stage"] + (1 if inner is None else 0)
+            saved = None
+        for stage in range(first, epr.depth + 1):
+            if stage > 1:  # ---- Refinery: labels from the previous stage's profiles (Eq. 4),
+                # computed from identical gathered profiles, rank 0's copy sent to every rank.
+                targets = runtime.broadcast(epr_math.refine_targets(
+                    profiles, onehot, bank.owner, epr.labels, epr.mix_weight))
             network = new_network(config, n_classes, stage_seed(config.seed, fold.index, stage))
             init = fingerprint(network)
 
-            def report_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            def cursor(network_state: dict[str, Any] | None) -> dict[str, Any]:
+                return {"fold": position_in_split, "stage": stage, "network": network_state,
+                        "profiles": profiles, "predicted": torch.from_numpy(predicted.copy()),
+                        "figure_profiles": figure_profiles, "step": step + 1}
+
+            def report_epoch(epoch: int, metrics: dict[str, float],
+                             state: Callable[[], dict[str, Any]]) -> None:
                 nonlocal step
                 reporter(step, {"fold": float(fold.index), "stage": float(stage),
-                                "stage_epoch": float(epoch), **metrics}, {})
+                                "stage_epoch": float(epoch), **metrics}, {},
+                         state=lambda: cursor(state()))
                 step += 1
 
             train_network(network, bank, fit_segs, val_segs, targets, labels[bank.owner], norm,
-                          config, report_epoch)
-            profiles = predict_profiles(network, bank, norm, epr.batch_size)  # (S, K), all segments
-            # ---- Utterance decision: profile statistics -> random forest (Sec. 2, 4.1).
+                          config, report_epoch, runtime, inner)
+            inner = None
+            profiles = predict_profiles(network, bank, norm, epr.batch_size, runtime=runtime)
+            # ---- Utterance decision: profile statistics -> random forest (Sec. 2, 4.1); the
+            # same inputs and seed on every rank, so the same forest everywhere.
             features = epr_math.utterance_features(profiles.numpy(), bank.owner, len(utterances),
                                                    epr.statistics)
             forest = fit_forest(features[train], labels[train], utterance_ids(utterances, train),
@@ -101,7 +126,8 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter) -> Result:
                 segs = bank.of(np.array([position[figure_id]]))
                 figure_profiles.append(profiles[segs].tolist())
             reporter(step, {"fold": float(fold.index), "stage": float(stage),
-                            "fold_wa": report["wa"], "fold_ua": report["ua"]}, extras)
+                            "fold_wa": report["wa"], "fold_ua": report["ua"]}, extras,
+                     state=lambda: cursor(None))
             step += 1
     # ---- Evaluation: every utterance predicted once, by its own fold's forest (Tables 2-4).
     tested = predicted[0] >= 0  # all utterances when the folds cover the corpus
@@ -112,7 +138,11 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter) -> Result:
         final.update({f"stage{stage}_wa": report["wa"], f"stage{stage}_ua": report["ua"],
                       f"stage{stage}_f1": report["f1"]})
         extras[f"stage{stage}_confusion"] = report["confusion"]
-    reporter(step, final, extras)
+    if not (runtime.resume and runtime.resume.get("finished")):  # reported before a restart
+        reporter(step, final, extras, state=lambda: {
+            "fold": len(split.folds), "stage": 0, "network": None, "profiles": None,
+            "predicted": torch.from_numpy(predicted.copy()), "figure_profiles": figure_profiles,
+            "step": step + 1, "finished": True})
     table = [{"id": u.id, "label": u.label, "fold": int(fold_of[i]),
               **{f"stage{t + 1}": classes[predicted[t, i]] for t in range(epr.depth)}}
              for i, u in enumerate(utterances) if tested[i]]
@@ -145,53 +175,86 @@ def utterance_ids(utterances: list, positions: np.ndarray) -> list[str]:
 def train_network(network: VGG, bank: SegmentBank, fit_segs: np.ndarray, val_segs: np.ndarray,
                   targets: torch.Tensor, segment_labels: np.ndarray,
                   norm: tuple[torch.Tensor, torch.Tensor], config: RunConfig,
-                  report: Callable[[int, dict[str, float]], None]) -> None:
+                  report: Callable[[int, dict[str, float], Callable[[], dict]], None],
+                  runtime: Runtime = LOCAL, saved: dict[str, Any] | None = None) -> None:
     """Adam, step decay (x lr_decay every lr_decay_epochs), soft cross-entropy against `targets`
     (Eq. 4; one-hot targets make it plain cross-entropy), early stopping on the validation loss
-    with `patience`; the best validation epoch's weights are kept."""
+    with `patience`; the best validation epoch's weights are kept. Data-parallel over the
+    runtime's ranks (each its shard of every global batch of epr.batch_size segments); `saved`
+    resumes after the epoch it was taken at."""
     e = config.epr
     mean, std = norm
+    net = runtime.prepare(network)  # DDP-wrapped with several workers
     optimizer = torch.optim.Adam(network.parameters(), lr=e.lr)
     schedule = torch.optim.lr_scheduler.StepLR(optimizer, e.lr_decay_epochs, e.lr_decay)
-    generator = np.random.default_rng(int(torch.initial_seed()) % 2**32)
-    best, best_state, waited = float("inf"), None, 0
-    for epoch in range(e.max_epochs):
-        network.train()
+    seed = int(torch.initial_seed())  # the stage's seed (new_network)
+    generator = np.random.default_rng(seed % 2**32)
+    best, best_state, waited, first, stopped = float("inf"), None, 0, 0, False
+    if saved:
+        network.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        schedule.load_state_dict(saved["schedule"])
+        restore_rng(saved["rng"], generator)
+        best, best_state, waited = saved["best"], saved["best_state"], saved["waited"]
+        first, stopped = saved["epoch"] + 1, saved["stopped"]
+    for epoch in range(first, 0 if stopped else e.max_epochs):
+        runtime.seed(seed, epoch)  # dropout's generator, per epoch and rank
+        net.train()
         order, total = generator.permutation(fit_segs), 0.0
         for start in range(0, len(order), e.batch_size):
             idx = order[start:start + e.batch_size]
-            loss = soft_cross_entropy(network((bank.gather(idx) - mean) / std), targets[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(idx)
+            if len(idx) < runtime.world:  # a trailing batch too short to give every rank a row
+                continue
+            mine = idx[runtime.shard(len(idx))]
+            x = ((bank.gather(mine) - mean) / std).to(runtime.device)
+            with runtime.autocast():
+                logits = net(x).float()
+            q = targets[mine].to(logits.device)
+            loss = runtime.share(soft_cross_entropy(logits, q) * len(mine), len(idx))
+            runtime.step(loss, optimizer)
+            total += loss.item() * len(idx) / runtime.world
+        total = runtime.sum({"loss": total})["loss"]
         lr = schedule.get_last_lr()[0]
         schedule.step()
         # ---- Early stopping on the held-out part of the training folds (never the test fold).
-        val_out = predict_profiles(network, bank, norm, e.batch_size, val_segs)
+        val_out = predict_profiles(network, bank, norm, e.batch_size, val_segs, runtime)
         val_loss = float(-(targets[val_segs] * val_out.clamp_min(1e-12).log()).sum(1).mean())
         val_acc = float((val_out.argmax(1).numpy() == segment_labels[val_segs]).mean())
-        report(epoch, {"train_loss": total / len(fit_segs), "val_loss": val_loss,
-                       "val_segment_acc": val_acc, "lr": lr})
         if val_loss < best:
             best, best_state, waited = val_loss, copy.deepcopy(network.state_dict()), 0
         else:
             waited += 1
-            if waited >= e.patience:
-                break
+        stopped = waited >= e.patience
+        report(epoch, {"train_loss": total / len(fit_segs), "val_loss": val_loss,
+                       "val_segment_acc": val_acc, "lr": lr}, lambda: {
+            "epoch": epoch, "stopped": stopped, "model": network.state_dict(),
+            "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+            "rng": rng_state(generator), "best": best, "best_state": best_state,
+            "waited": waited})
+        if stopped:
+            break
     network.load_state_dict(best_state)
 
 
 @torch.no_grad()
 def predict_profiles(network: VGG, bank: SegmentBank, norm: tuple[torch.Tensor, torch.Tensor],
-                     batch_size: int, segs: np.ndarray | None = None) -> torch.Tensor:
-    """(S, K) softmax outputs, the emotion profiles (Eq. 1-2), of `segs` (default: all segments)."""
+                     batch_size: int, segs: np.ndarray | None = None,
+                     runtime: Runtime = LOCAL) -> torch.Tensor:
+    """(S, K) softmax outputs, the emotion profiles (Eq. 1-2), of `segs` (default: all segments),
+    on CPU. With several ranks each computes a contiguous share and all gather."""
     network.eval()
+    runtime.align(network)
     mean, std = norm
     segs = np.arange(len(bank.starts)) if segs is None else segs
-    out = [torch.softmax(network((bank.gather(segs[i:i + 4 * batch_size]) - mean) / std), dim=1)
-           for i in range(0, len(segs), 4 * batch_size)]
-    return torch.cat(out) if out else torch.zeros(0, network.classifier[-1].out_features)
+    mine = segs[runtime.shard(len(segs))]
+    out = []
+    for i in range(0, len(mine), 4 * batch_size):
+        x = ((bank.gather(mine[i:i + 4 * batch_size]) - mean) / std).to(runtime.device)
+        with runtime.autocast():
+            out.append(torch.softmax(network(x).float(), dim=1))
+    k = network.classifier[-1].out_features
+    local = torch.cat(out) if out else torch.zeros(0, k, device=runtime.device)
+    return runtime.gather(local, len(segs)).cpu()
 
 
 def fit_forest(features: np.ndarray, labels: np.ndarray, ids: list[str], trees: int, seed: int

@@ -52,6 +52,7 @@ def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter,
         prototypes, rows, kept, table = saved["prototypes"], saved["rows"], saved["kept"], saved["table"]
         first = saved["epoch"] + 1
     for epoch in range(first, train.epochs):
+        runtime.seed(config.seed, epoch)  # dropout's generator, per epoch and rank
         warm = epoch < train.warmup_epochs
         # ---- Prototype learning (Eq. 1-2): class means of D1 embeddings when warm-up ends.
         if not warm and prototypes is None:

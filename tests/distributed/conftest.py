@@ -1,0 +1,37 @@
+"""A local Ray instance for the Ray Train tests, and the configs they share."""
+
+import pytest
+
+from emoref.config import build_config
+from emoref.data.corpora import load_manifest
+from emoref.data.splits import make_split
+
+ray = pytest.importorskip("ray")
+
+# Dropout masks come from each rank's own torch generator and BatchNorm (without a GPU for
+# SyncBatchNorm) normalises each rank's shard, so both are off where N workers are compared with
+# one process; everything else (crops, augmentation, padding, losses, prototypes) is the same.
+EXACT = ("encoder.batch_norm=false", "head.dropout=0", "train.epochs=4",
+         "dist.cpus_per_worker=0.5")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1",
+             log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """(config builder, split) on the smoke corpus, checkpoints under a temporary folder."""
+    root = tmp_path_factory.mktemp("dist")
+
+    def config(*overrides, method=None):
+        return build_config("smoke", [f"corpus.cache_dir={root / 'cache'}",
+                                      f"dist.storage={root / 'ray'}", *overrides], method=method)
+
+    base = config()
+    return config, make_split(load_manifest(base.corpus), base.split)
