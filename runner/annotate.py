@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> Path:
     args = parser.parse_intermixed_args(list(sys.argv[1:] if argv is None else argv))
     path = Path(args.checkpoint)
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=False)
+        saved = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError) as err:
         fail(f"{path}: cannot read the checkpoint ({err})")
     if not isinstance(saved, dict) or not {"model", "classes", "config"} <= set(saved):

@@ -1,8 +1,13 @@
 """IPR's training function on the smoke corpus: deterministic, reports every curve, honest selection."""
 
+import dataclasses
+
+import numpy as np
 import pytest
+import torch
 
 from emoref.config import build_config
+from emoref.distributed import Runtime
 from emoref.methods import ipr
 from emoref.methods.common import ListReporter
 
@@ -40,3 +45,16 @@ def test_seed_changes_the_run(smoke):
     ipr.fit(config, split, a)
     ipr.fit(other, split, b)
     assert a.rows[0]["ce_d1"] != b.rows[0]["ce_d1"]
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_ipr_trains_under_autocast(smoke, precision):
+    """The autocast and gradient-scaler path of the real loop (CPU autocast here; the same code
+    runs on GPU workers)."""
+    config, split = smoke
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=2))
+    reporter = ListReporter()
+    result = ipr.fit(config, split, reporter, Runtime(precision=precision))
+    assert len(reporter.rows) == 2
+    assert all(np.isfinite(r["loss"]) for r in reporter.rows)
+    assert result.checkpoint["prototypes"].dtype == torch.float32

@@ -1,0 +1,60 @@
+"""The cross-rank pieces with one process, and mixed precision on the real training code."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from emoref.config import ConfigError, build_config
+from emoref.distributed import LOCAL, Runtime, digest, restore_rng, rng_state
+from emoref.methods.common import BatchCycle, ListReporter
+
+
+def test_a_global_batch_splits_into_contiguous_shards_in_rank_order():
+    shards = [Runtime(rank=r, world=3).shard(10) for r in range(3)]
+    assert np.concatenate(shards).tolist() == list(range(10))
+    assert [len(s) for s in shards] == [4, 3, 3]
+    assert LOCAL.shard(5).tolist() == list(range(5))
+    # A rank's share of a global mean: its sum * world / n; the DDP average of the shares is the mean.
+    total = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    shares = [Runtime(rank=r, world=2).share(total[s].sum(), 4)
+              for r, s in enumerate([slice(0, 2), slice(2, 4)])]
+    assert float(sum(shares) / 2) == pytest.approx(float(total.mean()))
+
+
+def test_batch_cycle_resumes_where_it_stopped():
+    rng = np.random.default_rng(0)
+    cycle = BatchCycle(10, 4, rng)
+    [next(cycle) for _ in range(4)]  # into the second pass
+    saved, streams = cycle.state_dict(), rng_state(rng)
+    expected = [next(cycle).tolist() for _ in range(5)]
+    again_rng = np.random.default_rng(123)
+    again = BatchCycle(10, 4, again_rng)
+    again.load_state_dict(saved)
+    restore_rng(streams, again_rng)
+    assert [next(again).tolist() for _ in range(5)] == expected
+
+
+def test_batch_cycle_skips_a_trailing_batch_too_short_for_every_rank():
+    cycle = BatchCycle(9, 4, np.random.default_rng(0), min_size=2)
+    sizes = [len(next(cycle)) for _ in range(6)]
+    assert sizes == [4, 4, 4, 4, 4, 4]  # 9 = 4 + 4 + 1: the single row never forms a batch
+
+
+def test_digest_sees_every_bit():
+    state = {"w": torch.ones(3), "p": [torch.zeros(2)], "epoch": 2}
+    same = {"w": torch.ones(3), "p": [torch.zeros(2)], "epoch": 2}
+    assert digest(state) == digest(same)
+    same["w"][1] = torch.nextafter(torch.tensor(1.0), torch.tensor(2.0))
+    assert digest(state) != digest(same)
+
+
+def test_mixed_precision_is_for_gpu_workers_and_checked_before_anything_runs():
+    with pytest.raises(ConfigError, match="train.precision"):
+        build_config("smoke", ["train.precision=bf16"])
+    with pytest.raises(ConfigError, match="gpu"):
+        build_config("smoke", ["gpu=true"])
+    with pytest.raises(ConfigError, match="precision"):
+        build_config("smoke", ["train.precision=fp8"])
+    assert build_config("smoke", ["gpu=true", "workers=1", "train.precision=bf16"]).gpu
