@@ -202,6 +202,7 @@ class RankReporter:
     attempt: int = 0
     history: list[tuple[int, dict[str, float], dict[str, Any]]] = field(default_factory=list)
     echo: bool = True
+    provenance: dict[str, Any] = field(default_factory=dict)  # config, git SHA, split hash
     last_state: Callable[[], dict[str, Any]] | None = None  # the newest state the method offered
 
     def __call__(self, epoch: int, metrics: dict[str, float], extras: dict[str, Any],
@@ -221,8 +222,8 @@ class RankReporter:
             ray.train.report(scalars, checkpoint=None)
             return
         with tempfile.TemporaryDirectory() as folder:
-            torch.save({"method": state(), "history": self.history, "attempt": self.attempt},
-                       Path(folder) / STATE_FILE)
+            torch.save({"method": state(), "history": self.history, "attempt": self.attempt,
+                        **self.provenance}, Path(folder) / STATE_FILE)
             ray.train.report(scalars, checkpoint=ray.train.Checkpoint.from_directory(folder))
 
 
@@ -251,7 +252,8 @@ def digest(value: Any) -> str:
 def load_state(checkpoint: Any) -> dict[str, Any]:
     """A checkpoint's saved state, read with weights_only=True (tensors and plain containers)."""
     with checkpoint.as_directory() as folder:
-        return torch.load(Path(folder) / STATE_FILE, weights_only=True)
+        # On CPU first: load_state_dict then copies each tensor to wherever its module lives.
+        return torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=True)
 
 
 def worker_loop(payload: dict[str, Any]) -> tuple[Any, list]:
@@ -262,6 +264,7 @@ def worker_loop(payload: dict[str, Any]) -> tuple[Any, list]:
 
     from emoref.config import from_overrides
     from emoref.methods import METHODS
+    from emoref.provenance import git_sha
 
     config = from_overrides(payload["config"])
     context = ray.train.get_context()
@@ -276,8 +279,11 @@ def worker_loop(payload: dict[str, Any]) -> tuple[Any, list]:
                       wrap=lambda m: ray.train.torch.prepare_model(
                           m, move_to_device=False,
                           parallel_strategy_kwargs={"find_unused_parameters": unused}))
+    provenance = {"config": payload["config"], "git_sha": git_sha(),
+                  "split_hash": payload["split"].hash}
     reporter = RankReporter(rank, attempt=saved["attempt"] + 1 if saved else 0,
-                            history=list(saved["history"]) if saved else [], echo=payload["echo"])
+                            history=list(saved["history"]) if saved else [], echo=payload["echo"],
+                            provenance=provenance)
     result = METHODS[payload["method"]](config, payload["split"], reporter, runtime)
     # Every rank's final training state must be the same bits (DDP keeps weights in step; the
     # prototype update and relabelling are computed from gathered inputs): check, don't assume.

@@ -1,5 +1,7 @@
 """A local Ray instance for the Ray Train tests, and the configs they share."""
 
+import socket
+
 import pytest
 
 from emoref.config import build_config
@@ -15,11 +17,19 @@ EXACT = ("encoder.batch_norm=false", "head.dropout=0", "train.epochs=4",
          "dist.cpus_per_worker=0.5")
 
 
+def free_port() -> int:
+    """A port nothing listens on now (the dashboard of an instance that just shut down may still
+    hold Ray's default 8265 for a moment)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     ray.shutdown()
     ray.init(num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1",
-             log_to_driver=False)
+             dashboard_port=free_port(), log_to_driver=False)
     yield ray
     ray.shutdown()
 

@@ -5,6 +5,8 @@ import pytest
 from emoref import distributed
 from emoref.methods.common import ListReporter
 
+from tests.distributed.conftest import free_port
+
 ray = pytest.importorskip("ray")
 cluster_utils = pytest.importorskip("ray.cluster_utils")
 
@@ -13,7 +15,8 @@ cluster_utils = pytest.importorskip("ray.cluster_utils")
 def two_nodes():
     ray.shutdown()
     cluster = cluster_utils.Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "include_dashboard": True, "dashboard_host": "127.0.0.1"})
+        "num_cpus": 1, "include_dashboard": True, "dashboard_host": "127.0.0.1",
+        "dashboard_port": free_port()})
     cluster.add_node(num_cpus=1)
     ray.init(address=cluster.address, log_to_driver=False)
     cluster.wait_for_nodes()

@@ -256,8 +256,8 @@ def checkpoint(method: str, config: RunConfig, split: Any, model: nn.Module,
                prototypes: torch.Tensor | None, epoch: int) -> dict[str, Any]:
     """A copy of the weights (and prototypes) with what ran: resolved config, git SHA, split hash."""
     return {"method": method, "epoch": epoch, "classes": list(split.classes),
-            "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
-            "prototypes": None if prototypes is None else prototypes.detach().clone(),
+            "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            "prototypes": None if prototypes is None else prototypes.detach().cpu().clone(),
             "config": as_overrides(config), "split_hash": split.hash, "git_sha": git_sha()}
 
 
