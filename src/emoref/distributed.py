@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import zlib
 import tempfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
