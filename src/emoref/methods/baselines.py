@@ -20,11 +20,12 @@ from torch.nn import functional as F
 from emoref.config import RunConfig
 from emoref.data.splits import AmbiguitySplit
 from emoref.metrics import weighted_accuracy
-from emoref.distributed import LOCAL, Runtime, restore_rng, rng_state
+from emoref.distributed import LOCAL, Runtime
 from emoref.methods.common import (BatchCycle, PerBatch, Reporter, Result, SERModel, annotation,
                                    check_ambiguity_split, checkpoint, d2_weight, evaluate,
-                                   is_selected, load_parts, make_batch, predict, result,
-                                   seed_everything, soft_cross_entropy, steps_per_epoch)
+                                   is_selected, load_parts, loop_state, make_batch, predict,
+                                   result, resume_loop, seed_everything, soft_cross_entropy,
+                                   steps_per_epoch)
 
 VARIANTS = ("baseline", "baseline_star", "supervised")
 
@@ -51,13 +52,8 @@ def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter, runtime: R
     kept, table, first = None, [], 0
     if runtime.resume:  # a restarted worker group continues after its last finished epoch
         saved = runtime.resume
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        d1_batches.load_state_dict(saved["d1_batches"])
-        d2_batches.load_state_dict(saved["d2_batches"])
-        restore_rng(saved["rng"], rng1, rng2)
+        first = resume_loop(saved, model, optimizer, (d1_batches, d2_batches), (rng1, rng2))
         targets, rows, kept, table = saved["targets"], saved["rows"], saved["kept"], saved["table"]
-        first = saved["epoch"] + 1
     for epoch in range(first, train.epochs):
         runtime.seed(config.seed, epoch)  # dropout's generator, per epoch and rank
         # ---- Which D2 term this epoch has, and its weight.
@@ -103,11 +99,9 @@ def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter, runtime: R
         if is_selected(rows):
             kept = checkpoint(variant, config, split, model, None, epoch)
             table = annotation(split.d2, classes, torch.softmax(logits_d2, dim=1))
-        reporter(epoch, metrics, extras, state=lambda: {
-            "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "d1_batches": d1_batches.state_dict(), "d2_batches": d2_batches.state_dict(),
-            "rng": rng_state(rng1, rng2), "targets": targets, "rows": rows, "kept": kept,
-            "table": table})
+        reporter(epoch, metrics, extras, state=lambda: loop_state(
+            epoch, model, optimizer, (d1_batches, d2_batches), (rng1, rng2),
+            targets=targets, rows=rows, kept=kept, table=table))
     return result(variant, rows, table, kept)
 
 

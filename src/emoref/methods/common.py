@@ -16,7 +16,7 @@ from torch import nn
 from emoref.config import RunConfig, as_overrides
 from emoref.data.audio import AudioCache, collate
 from emoref.data.manifest import DataError, Utterance
-from emoref.distributed import LOCAL, Runtime
+from emoref.distributed import LOCAL, Runtime, restore_rng, rng_state
 from emoref.methods.ipr_math import beta_schedule
 from emoref.metrics import classification_report
 from emoref.models.encoders import build_encoder
@@ -153,6 +153,25 @@ class BatchCycle:
         order = state["order"]
         self.order = None if order is None else order.numpy()
         self.position = int(state["position"])
+
+
+def loop_state(epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer,
+               batches: Sequence[BatchCycle], rngs: Sequence[np.random.Generator],
+               **extra: Any) -> dict[str, Any]:
+    """An IPR-family loop's resumable state after `epoch` (see `resume_loop`), plus `extra`."""
+    return {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "batches": [b.state_dict() for b in batches], "rng": rng_state(*rngs), **extra}
+
+
+def resume_loop(saved: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
+                batches: Sequence[BatchCycle], rngs: Sequence[np.random.Generator]) -> int:
+    """Restores what `loop_state` saved into the live objects; returns the first epoch to run."""
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    for cycle, state in zip(batches, saved["batches"]):
+        cycle.load_state_dict(state)
+    restore_rng(saved["rng"], *rngs)
+    return saved["epoch"] + 1
 
 
 def steps_per_epoch(config: RunConfig, n_d1: int, n_d2: int, uses_d2: bool) -> int:

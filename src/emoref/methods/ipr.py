@@ -18,11 +18,12 @@ from emoref.data.manifest import Utterance
 from emoref.data.splits import AmbiguitySplit
 from emoref.metrics import prototype_similarity, weighted_accuracy
 from emoref.methods import ipr_math
-from emoref.distributed import LOCAL, Runtime, restore_rng, rng_state
+from emoref.distributed import LOCAL, Runtime
 from emoref.methods.common import (BatchCycle, PerBatch, Reporter, Result, SERModel, annotation,
                                    check_ambiguity_split, checkpoint, d2_weight, evaluate,
-                                   is_selected, load_parts, load_waves, make_batch, predict,
-                                   result, seed_everything, steps_per_epoch)
+                                   is_selected, load_parts, load_waves, loop_state, make_batch,
+                                   predict, result, resume_loop, seed_everything,
+                                   steps_per_epoch)
 
 
 def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter,
@@ -44,13 +45,8 @@ def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter,
     kept, table, first = None, [], 0
     if runtime.resume:  # a restarted worker group continues after its last finished epoch
         saved = runtime.resume
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        d1_batches.load_state_dict(saved["d1_batches"])
-        d2_batches.load_state_dict(saved["d2_batches"])
-        restore_rng(saved["rng"], rng1, rng2)
+        first = resume_loop(saved, model, optimizer, (d1_batches, d2_batches), (rng1, rng2))
         prototypes, rows, kept, table = saved["prototypes"], saved["rows"], saved["kept"], saved["table"]
-        first = saved["epoch"] + 1
     for epoch in range(first, train.epochs):
         runtime.seed(config.seed, epoch)  # dropout's generator, per epoch and rank
         warm = epoch < train.warmup_epochs
@@ -134,11 +130,9 @@ def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter,
         if is_selected(rows):  # keep the dev-selected weights, prototypes and D2 annotation
             kept = checkpoint("ipr", config, split, model, prototypes, epoch)
             table = soft_annotation(split.d2, classes, logits_d2, k_d2, prototypes, ipr.tau)
-        reporter(epoch, metrics, extras, state=lambda: {
-            "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "d1_batches": d1_batches.state_dict(), "d2_batches": d2_batches.state_dict(),
-            "rng": rng_state(rng1, rng2), "prototypes": prototypes, "rows": rows, "kept": kept,
-            "table": table})
+        reporter(epoch, metrics, extras, state=lambda: loop_state(
+            epoch, model, optimizer, (d1_batches, d2_batches), (rng1, rng2),
+            prototypes=prototypes, rows=rows, kept=kept, table=table))
     return result("ipr", rows, table, kept)
 
 
