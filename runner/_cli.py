@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 from emoref.config import ConfigError
@@ -18,6 +19,21 @@ def expand(overrides: list[str]) -> list[str]:
         key, sep, value = text.partition("=")
         out.append(f"{SHORTHANDS.get(key, key)}{sep}{value}" if sep else text)
     return out
+
+
+def read_overrides(path: Path | None) -> list[str]:
+    """key=value lines of a config file (blank lines and '#' comments skipped); [] for None."""
+    if path is None:
+        return []
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as err:
+        fail(f"--config {path}: cannot read it ({err.strerror})")
+    pairs = [line.split("#", 1)[0].strip() for line in lines]
+    for number, pair in enumerate(pairs, 1):
+        if pair and "=" not in pair:
+            fail(f"--config {path}, line {number}: expected key=value, got {pair!r}")
+    return [p for p in pairs if p]
 
 
 def fail(message: str) -> NoReturn:

@@ -1,4 +1,7 @@
-"""python -m runner.report RUN_DIR [...]: the results tables of runner.train output folders.
+"""python -m runner.report RUN_DIR [...]: the results tables of runner.train or runner.tune folders.
+
+A sweep folder (runner.tune; it holds sweep.json) gets its report rebuilt and rewritten from the
+seeds on disk: report.md, report.csv and best.txt (see emoref.sweep).
 
 Rebuilds mean ± std over seeds from each seed's epochs.csv (so a run that is still going, or was
 stopped, reports the seeds it finished, and says how many), with the same selection rule as
@@ -8,19 +11,15 @@ training: the epoch with the best dev UA for the IPR family, the last report for
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
 
 from emoref.methods.common import select
+from emoref.config import ConfigError
+from emoref.sweep import seed_rows, write_report
 from emoref.summary import aggregate, markdown_table, seed_metrics, stage_table
 from runner._cli import fail
-
-
-def seed_rows(folder: Path) -> list[dict[str, float]]:
-    with (folder / "epochs.csv").open() as handle:
-        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
 
 
 def per_seed(method_dir: Path) -> list[dict[str, float]]:
@@ -39,6 +38,11 @@ def per_seed(method_dir: Path) -> list[dict[str, float]]:
 
 
 def report(run: Path) -> str:
+    if (run / "sweep.json").is_file():
+        try:
+            return write_report(run)
+        except ConfigError as err:
+            fail(str(err))
     if not run.is_dir():
         fail(f"{run}: not a folder written by runner.train")
     summaries, counts = {}, {}
@@ -69,7 +73,7 @@ def report(run: Path) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m runner.report",
                                      description=__doc__.splitlines()[0].split(": ", 1)[1])
-    parser.add_argument("runs", nargs="+", type=Path, help="folders written by runner.train --out")
+    parser.add_argument("runs", nargs="+", type=Path, help="folders written by runner.train --out or by runner.tune")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     print("\n\n".join(report(run) for run in args.runs))
 

@@ -27,18 +27,19 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import torch
 
 from emoref import distributed, figures
-from emoref.config import PRESETS, RunConfig, as_overrides, build_config
+from emoref.config import PRESETS, ConfigError, RunConfig, as_overrides, build_config
 from emoref.data.corpora import load_manifest
 from emoref.data.splits import AmbiguitySplit, KFoldSplit, make_split
 from emoref.methods import METHODS
 from emoref.methods.common import Result, check_ambiguity_split
 from emoref.summary import aggregate, markdown_table, seed_metrics, stage_table, write_csv
-from runner._cli import USER_ERRORS, expand, fail
+from runner._cli import USER_ERRORS, expand, fail, read_overrides
 
 SHOWN = ("loss", "beta", "dev_ua", "d3_wa", "d3_ua", "agreement_prototype", "agreement_model",
          "train_loss", "val_loss", "fold_wa", "fold_ua")
@@ -52,10 +53,28 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides, e.g. corpus=emodb corpus.root=/data/emodb ipr.mu=0.5")
     parser.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="key=value lines applied before the command line's (e.g. a sweep's "
+                             "best.txt, or a seed's config.txt); '#' starts a comment")
     parser.add_argument("--seeds", type=int, default=5, help="consecutive seeds from seed= (default 5)")
     parser.add_argument("--out", help="output folder (default runs/train/<corpus>)")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     return parser.parse_intermixed_args(argv)
+
+
+def prepare_split(method: str, config: RunConfig, manifests: dict | None = None) -> Any:
+    """The split `method` trains on, checked (raises ConfigError or DataError on bad input)."""
+    manifests = {} if manifests is None else manifests
+    if config.corpus not in manifests:  # methods differ in split, not in corpus
+        manifests[config.corpus] = load_manifest(config.corpus)
+    split = make_split(manifests[config.corpus], config.split)
+    wanted = SPLIT_KIND.get(method, AmbiguitySplit)
+    if not isinstance(split, wanted):
+        kind = "kfold" if wanted is KFoldSplit else "ambiguity"
+        raise ConfigError(f"split.kind: {method} needs a {kind} split, got {config.split.kind!r}")
+    if isinstance(split, AmbiguitySplit):
+        check_ambiguity_split(split)
+    return split
 
 
 def prepare(methods: list[str], args: argparse.Namespace) -> dict[str, tuple[RunConfig, object]]:
@@ -63,17 +82,9 @@ def prepare(methods: list[str], args: argparse.Namespace) -> dict[str, tuple[Run
     prepared, manifests = {}, {}
     try:
         for method in methods:
-            config = build_config(args.preset, expand(args.overrides), method=method)
-            if config.corpus not in manifests:  # methods differ in split, not in corpus
-                manifests[config.corpus] = load_manifest(config.corpus)
-            split = make_split(manifests[config.corpus], config.split)
-            wanted = SPLIT_KIND.get(method, AmbiguitySplit)
-            if not isinstance(split, wanted):
-                kind = "kfold" if wanted is KFoldSplit else "ambiguity"
-                fail(f"split.kind: {method} needs a {kind} split, got {config.split.kind!r}")
-            if isinstance(split, AmbiguitySplit):
-                check_ambiguity_split(split)
-            prepared[method] = (config, split)
+            config = build_config(args.preset, read_overrides(args.config) + expand(args.overrides),
+                                  method=method)
+            prepared[method] = (config, prepare_split(method, config, manifests))
     except USER_ERRORS as err:
         fail(str(err))
     return prepared
@@ -103,6 +114,37 @@ def save_figures(folder: Path, method: str, result: Result, rows: list[dict], ex
         plt.close(fig)
 
 
+def train_seed(method: str, config: RunConfig, split: object, folder: Path, quiet: bool = False
+               ) -> tuple[Result, float]:
+    """Train one seed (in this process, or on Ray Train when config.workers > 0) and write its
+    folder: epochs.csv, table.csv, checkpoint.pt, figures/, and config.txt last (a folder with a
+    config.txt holds a finished seed). Returns the Result and the wall time in seconds."""
+    rows: list[dict[str, float]] = []
+    extras: list[dict] = []
+    tag = f"{method} seed {config.seed}"
+
+    def report(step: int, metrics: dict[str, float], extra: dict, state=None) -> None:
+        rows.append({"epoch": step, **metrics})
+        extras.append(extra)
+        if not quiet:
+            shown = "  ".join(f"{k} {metrics[k]:.3f}" for k in SHOWN if k in metrics)
+            print(f"{tag} step {step:3d}  {shown}", flush=True)
+
+    start = time.perf_counter()
+    if config.workers:  # Ray Train: DDP over config.workers workers (emoref.distributed)
+        result, _ = distributed.fit(method, config, split, report, echo=not quiet)
+    else:
+        result = METHODS[method](config, split, report)
+    wall = time.perf_counter() - start
+    write_csv(folder / "epochs.csv", rows)
+    write_csv(folder / "table.csv", result.table)
+    if result.checkpoint is not None:
+        torch.save(result.checkpoint, folder / "checkpoint.pt")
+    save_figures(folder, method, result, rows, extras, split.classes)
+    (folder / "config.txt").write_text("\n".join(as_overrides(config)) + "\n")
+    return result, wall
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse(list(sys.argv[1:] if argv is None else argv))
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -121,30 +163,8 @@ def main(argv: list[str] | None = None) -> dict:
         hashes[method] = split.hash
         print(f"{method}: split {split.hash}", flush=True)
         for config in (dataclasses.replace(base, seed=base.seed + i) for i in range(args.seeds)):
-            folder = out / method / f"seed{config.seed}"
-            rows: list[dict[str, float]] = []
-            extras: list[dict] = []
-
-            def report(step: int, metrics: dict[str, float], extra: dict, state=None,
-                       tag: str = f"{method} seed {config.seed}") -> None:
-                rows.append({"epoch": step, **metrics})
-                extras.append(extra)
-                if not args.quiet:
-                    shown = "  ".join(f"{k} {metrics[k]:.3f}" for k in SHOWN if k in metrics)
-                    print(f"{tag} step {step:3d}  {shown}", flush=True)
-
-            start = time.perf_counter()
-            if config.workers:  # Ray Train: DDP over config.workers workers (emoref.distributed)
-                result, _ = distributed.fit(method, config, split, report, echo=not args.quiet)
-            else:
-                result = METHODS[method](config, split, report)
-            wall = time.perf_counter() - start
-            write_csv(folder / "epochs.csv", rows)
-            write_csv(folder / "table.csv", result.table)
-            if result.checkpoint is not None:
-                torch.save(result.checkpoint, folder / "checkpoint.pt")
-            (folder / "config.txt").write_text("\n".join(as_overrides(config)) + "\n")
-            save_figures(folder, method, result, rows, extras, split.classes)
+            result, wall = train_seed(method, config, split, out / method / f"seed{config.seed}",
+                                      quiet=args.quiet)
             per_seed.setdefault(method, []).append(
                 seed_metrics(result.selected, result.final, result.selected_epoch, wall))
             headline = ", ".join(f"{k} {v:.4f}" for k, v in result.selected.items()

@@ -512,7 +512,7 @@ def apply_overrides(config: Any, pairs: typing.Iterable[tuple[str, str]]) -> Any
     """A copy of `config` with each dotted `key` set from its string `value`; strict about keys."""
     values: dict[str, str] = {}
     for key, value in pairs:
-        _field_type(config, key)  # fails early, naming the key, if it does not exist
+        field_type(config, key)  # fails early, naming the key, if it does not exist
         values[key] = value
     return _rebuild(config, "", values)
 
@@ -535,7 +535,7 @@ def _rebuild(node: Any, prefix: str, values: dict[str, str]) -> Any:
         raise ConfigError(f"{prefix}{err}") from None
 
 
-def _field_type(config: Any, key: str) -> Any:
+def field_type(config: Any, key: str) -> Any:
     node_type, parts = type(config), key.split(".")
     for depth, part in enumerate(parts):
         hints = typing.get_type_hints(node_type)

@@ -61,6 +61,8 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runti
     bank = build_bank(load_waves(utterances, config, config.corpus.name), config.audio)
     onehot = F.one_hot(torch.from_numpy(labels[bank.owner]), n_classes).float()  # (S, K)
     predicted = np.full((epr.depth, len(utterances)), -1)
+    # Dev UA per (stage, fold): the model-selection signal sweeps optimise (see `dev_forest`).
+    dev = np.full((epr.depth, len(split.folds)), np.nan)
     fold_of = np.zeros(len(utterances), dtype=int)
     figure_id = epr.figure_utterance or split.folds[0].test[0].id
     figure_profiles: list[list[list[float]]] = []
@@ -70,6 +72,7 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runti
     saved = runtime.resume
     if saved:
         predicted, step = saved["predicted"].numpy().copy(), saved["step"]
+        dev = saved["dev"].numpy().copy()
         figure_profiles = saved["figure_profiles"]
     for position_in_split, fold in enumerate(split.folds):
         test = np.array([position[u.id] for u in fold.test])
@@ -99,7 +102,8 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runti
             def cursor(network_state: dict[str, Any] | None) -> dict[str, Any]:
                 return {"fold": position_in_split, "stage": stage, "network": network_state,
                         "profiles": profiles, "predicted": torch.from_numpy(predicted.copy()),
-                        "figure_profiles": figure_profiles, "step": step + 1}
+                        "dev": torch.from_numpy(dev.copy()), "figure_profiles": figure_profiles,
+                        "step": step + 1}
 
             def report_epoch(epoch: int, metrics: dict[str, float],
                              state: Callable[[], dict[str, Any]]) -> None:
@@ -121,12 +125,16 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runti
                                 epr.forest_trees, stage_seed(config.seed, fold.index, -stage))
             predicted[stage - 1, test] = forest.predict(features[test])
             report = classification_report(labels[test], predicted[stage - 1, test], n_classes)
+            dev[stage - 1, position_in_split] = dev_forest(
+                features, labels, fit_utts, val_utts, epr.forest_trees,
+                stage_seed(config.seed, fold.index, -100 - stage), n_classes)
             extras: dict[str, Any] = {"init_fingerprint": init}
             if figure_in_test:
                 segs = bank.of(np.array([position[figure_id]]))
                 figure_profiles.append(profiles[segs].tolist())
             reporter(step, {"fold": float(fold.index), "stage": float(stage),
-                            "fold_wa": report["wa"], "fold_ua": report["ua"]}, extras,
+                            "fold_wa": report["wa"], "fold_ua": report["ua"],
+                            "fold_dev_ua": float(dev[stage - 1, position_in_split])}, extras,
                      state=lambda: cursor(None))
             step += 1
     # ---- Evaluation: every utterance predicted once, by its own fold's forest (Tables 2-4).
@@ -136,13 +144,15 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runti
     for stage in range(1, epr.depth + 1):
         report = classification_report(labels[tested], predicted[stage - 1, tested], n_classes)
         final.update({f"stage{stage}_wa": report["wa"], f"stage{stage}_ua": report["ua"],
-                      f"stage{stage}_f1": report["f1"]})
+                      f"stage{stage}_f1": report["f1"],
+                      f"stage{stage}_dev_ua": float(np.nanmean(dev[stage - 1]))})
         extras[f"stage{stage}_confusion"] = report["confusion"]
+    final["dev_ua"] = final[f"stage{epr.depth}_dev_ua"]  # what a sweep optimises: never a test fold
     if not (runtime.resume and runtime.resume.get("finished")):  # reported before a restart
         reporter(step, final, extras, state=lambda: {
             "fold": len(split.folds), "stage": 0, "network": None, "profiles": None,
-            "predicted": torch.from_numpy(predicted.copy()), "figure_profiles": figure_profiles,
-            "step": step + 1, "finished": True})
+            "predicted": torch.from_numpy(predicted.copy()), "dev": torch.from_numpy(dev.copy()),
+            "figure_profiles": figure_profiles, "step": step + 1, "finished": True})
     table = [{"id": u.id, "label": u.label, "fold": int(fold_of[i]),
               **{f"stage{t + 1}": classes[predicted[t, i]] for t in range(epr.depth)}}
              for i, u in enumerate(utterances) if tested[i]]
@@ -255,6 +265,19 @@ def predict_profiles(network: VGG, bank: SegmentBank, norm: tuple[torch.Tensor, 
     k = network.classifier[-1].out_features
     local = torch.cat(out) if out else torch.zeros(0, k, device=runtime.device)
     return runtime.gather(local, len(segs)).cpu()
+
+
+def dev_forest(features: np.ndarray, labels: np.ndarray, fit_utts: np.ndarray,
+               val_utts: np.ndarray, trees: int, seed: int, n_classes: int) -> float:
+    """UA on the fold's held-out validation utterances of a forest fitted on the rest of the
+    training folds: a model-selection signal (sweeps optimise its mean over folds) that neither
+    the test fold nor the utterances it scores have shaped. The test fold's own forest is fitted
+    on every training utterance, as in the paper, so it is a second, separate forest."""
+    if len(val_utts) == 0:
+        return float("nan")
+    forest = fit_forest(features[fit_utts], labels[fit_utts], [], trees, seed)
+    return classification_report(labels[val_utts], forest.predict(features[val_utts]),
+                                 n_classes)["ua"]
 
 
 def fit_forest(features: np.ndarray, labels: np.ndarray, ids: list[str], trees: int, seed: int

@@ -1,0 +1,372 @@
+"""python -m runner.tune <method> [key=value ...]: Optuna searches a method's knobs on Ray Tune.
+
+Each configuration Optuna proposes is one Tune trial that trains `--seeds` seeds (default 5) on
+the same split and reports the mean over its seeds of dev UA (IPR family: the labelled dev part of
+D2; EPR: utterances held out of the training folds), which is what Optuna maximises: never D3,
+never a test fold. When the sweep ends (IPR: after the three baselines ran at the best
+configuration with the same seeds) it writes report.md, report.csv (top configurations, mean ± std
+over seeds, paired t-tests, the IPR paper's Table 3 layout) and best.txt, which
+`python -m runner.train <method> --config best.txt` reruns. `python -m runner.report <sweep>`
+rebuilds the report from disk.
+
+With no other argument it runs a real sweep on the built-in synthetic corpus on a laptop (see the
+README for its runtime); `--smoke-test` runs the same path on tiny data in a few minutes.
+
+Why seeds run inside a trial (not Tune's Repeater): the configuration is what Optuna scores, so one
+trial per configuration reports one number, the mean over its seeds, and is one "configuration"
+row everywhere (report, MLflow); a resumed trial skips its finished seeds, read from disk; and
+ASHA (--scheduler asha) can stop a poor configuration after its first seeds, comparing
+configurations at equal numbers of seeds, which Repeater cannot combine with. A stop arrives only
+when a trial reports, i.e. between seeds, after that seed's TorchTrainer has returned, so no Ray
+Train run is ever cut short (the resource hang of a stopped Train run, ../RAY-NOTES, cannot
+arise; the dashboard is on as well). The price: a configuration's seeds run one after another;
+configurations run side by side (--max-concurrent).
+
+Writes <storage-path>/<name>/ (default runs/tune/<method>-<corpus>-<time>): sweep.json,
+trials/<trial>/seed<k>/ (runner.train's layout), baselines/, seeds.log, the report, and tune/
+(Ray Tune's own state, which --resume restores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from emoref.config import PRESETS, ConfigError, RunConfig, as_overrides, build_config, from_overrides
+from emoref.methods import METHODS
+from emoref.provenance import git_sha
+from emoref.sweep import (Range, apply_params, check_space, finished_seeds, objective_text,
+                          outcome, read_space, read_sweep, start_point, write_report)
+from emoref.summary import mean_std
+from runner._cli import USER_ERRORS, expand, fail
+from runner.train import prepare_split, train_seed
+
+SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
+BASELINES = ("baseline", "baseline_star", "supervised")
+# --smoke-test: the smoke preset on the tiny synthetic corpus, two configurations of two seeds.
+# Its three epochs leave no room for a warm-up search, so the warm-up is fixed at the preset's 1
+# (a key given on the command line is fixed, not searched).
+DEFAULTS = {"num_samples": 8, "seeds": 5}
+SMOKE = {"num_samples": 2, "seeds": 2, "fixed": ("train.warmup_epochs=1",)}
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m runner.tune",
+                                     description=__doc__.splitlines()[0].split(": ", 1)[1])
+    parser.add_argument("method", choices=list(METHODS), help="the method whose knobs are searched")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="fixed config values, e.g. corpus=emodb corpus.root=/data/emodb; a "
+                             "searched key given here is fixed and leaves the search")
+    parser.add_argument("--space", type=Path,
+                        help="search-space YAML (default search_spaces/<method>.yaml, or the "
+                             "method's section of search_spaces/baselines.yaml)")
+    parser.add_argument("--preset", default="cpu", choices=sorted(PRESETS),
+                        help="config preset under the overrides (default cpu)")
+    parser.add_argument("--num-samples", type=int,
+                        help=f"configurations Optuna proposes (default {DEFAULTS['num_samples']})")
+    parser.add_argument("--seeds", type=int,
+                        help=f"seeds per configuration, from seed= (default {DEFAULTS['seeds']})")
+    parser.add_argument("--search-seed", type=int, default=0, help="seed of Optuna's TPE sampler")
+    parser.add_argument("--scheduler", choices=("fifo", "asha"), default="fifo",
+                        help="asha stops poor configurations after 1, 2, 4 ... seeds (rungs in "
+                             "seeds; default fifo: every configuration runs all its seeds)")
+    parser.add_argument("--workers-per-trial", type=int, default=0,
+                        help="Ray Train DDP workers per seed; 0 (default) trains in the trial's "
+                             "own process, with no Ray Train start-up")
+    parser.add_argument("--gpus-per-trial", type=int, default=0,
+                        help="GPUs per trial, one per DDP worker (sets workers-per-trial to it "
+                             "when that is 0); 0: CPU")
+    parser.add_argument("--cpus-per-trial", type=float, default=1.0,
+                        help="CPUs a trial reserves (with workers: each worker reserves this)")
+    parser.add_argument("--max-concurrent", type=int, default=0,
+                        help="trials at once; 0 (default): as many as the cluster's resources fit")
+    parser.add_argument("--storage-path", type=Path, default=Path("runs/tune"),
+                        help="where sweeps are written (default runs/tune; a cluster needs a path "
+                             "every node sees)")
+    parser.add_argument("--name", help="sweep name (default <method>-<corpus>-<date>-<time>)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the sweep --name (default: the newest of this method and "
+                             "corpus): finished trials and seeds are not rerun")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="IPR: skip running the baselines at the best configuration")
+    parser.add_argument("--smoke-test", action="store_true",
+                        help="the real path on tiny data in a few minutes on 2 CPUs: smoke preset, "
+                             f"by default {SMOKE['num_samples']} configurations x {SMOKE['seeds']} "
+                             "seeds")
+    parser.add_argument("--quiet", action="store_true", help="Ray Tune prints no progress table")
+    args = parser.parse_intermixed_args(argv)
+    defaults = SMOKE if args.smoke_test else DEFAULTS
+    for name in ("num_samples", "seeds"):
+        if getattr(args, name) is None:
+            setattr(args, name, defaults[name])
+    if args.smoke_test:
+        args.preset = "smoke"
+        given = {o.split("=", 1)[0] for o in expand(args.overrides)}
+        args.overrides += [o for o in SMOKE["fixed"] if o.split("=", 1)[0] not in given]
+    return args
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What every trial needs, sent to it once (tune.with_parameters)."""
+
+    method: str
+    base: tuple[str, ...]  # the resolved base config as key=value (sampled values go on top)
+    seeds: int
+    folder: str  # the sweep folder, absolute
+
+
+def check_options(args: argparse.Namespace) -> None:
+    for name, low in (("num_samples", 1), ("seeds", 1), ("workers_per_trial", 0),
+                      ("gpus_per_trial", 0), ("max_concurrent", 0)):
+        if getattr(args, name) < low:
+            fail(f"--{name.replace('_', '-')}: expected an integer >= {low}, "
+                 f"got {getattr(args, name)}")
+    if args.cpus_per_trial <= 0:
+        fail(f"--cpus-per-trial: expected a number > 0, got {args.cpus_per_trial}")
+    if args.gpus_per_trial and args.workers_per_trial not in (0, args.gpus_per_trial):
+        fail(f"--gpus-per-trial {args.gpus_per_trial}: each DDP worker takes one GPU, so it must "
+             f"equal --workers-per-trial ({args.workers_per_trial})")
+
+
+def resolve(args: argparse.Namespace) -> tuple[RunConfig, dict[str, Range], Any]:
+    """The base config, the space (minus keys fixed on the command line) and the split, all
+    checked before Ray starts; exits 2 naming the key or file on bad input."""
+    overrides = expand(args.overrides)
+    workers = args.workers_per_trial or args.gpus_per_trial
+    if workers:
+        overrides += [f"workers={workers}", f"dist.cpus_per_worker={args.cpus_per_trial}"]
+    if args.gpus_per_trial:
+        overrides.append("gpu=true")
+    try:
+        base = build_config(args.preset, overrides, method=args.method)
+        if args.space:
+            path = args.space
+        elif (SPACES / f"{args.method}.yaml").exists():
+            path = SPACES / f"{args.method}.yaml"
+        else:
+            path = SPACES / "baselines.yaml"
+        space = read_space(path, args.method)
+        fixed = {o.split("=", 1)[0] for o in overrides}
+        space = {k: v for k, v in space.items() if k not in fixed}
+        if not space:
+            raise ConfigError(f"search space {path}: every key is fixed on the command line")
+        check_space(space, base, f"search space {path}")
+        split = prepare_split(args.method, base)
+    except USER_ERRORS as err:
+        fail(str(err))
+    return base, space, split
+
+
+# ----------------------------------------------------------------------------------------------------
+# The trial: one configuration, its seeds one after another
+# ----------------------------------------------------------------------------------------------------
+
+def run_configuration(params: dict[str, Any], plan: Plan, split: Any) -> None:
+    """A Tune trial. Trains each seed not yet finished on disk (so a restored trial, or a retried
+    one, does not rerun a seed), and reports after each seed the mean over finished seeds."""
+    from ray import tune
+
+    params = dict(params)
+    method = params.pop("method", plan.method)
+    trial = tune.get_context().get_trial_id()
+    sweep = Path(plan.folder)
+    folder = sweep / "trials" / trial if method == plan.method else sweep / "baselines" / method
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "params.json").write_text(json.dumps(params, indent=2))
+    base = from_overrides(plan.base)
+    config = apply_params(base, params)
+    # Each seed's Ray Train run is named after the trial (no timestamp): a retried trial resumes it.
+    config = dataclasses.replace(config, dist=dataclasses.replace(
+        config.dist, name=f"{trial}-{method}", storage=config.dist.storage or str(sweep / "train")))
+    torch_threads(config)
+    done = {s: outcome(method, d) for s, d in finished_seeds(folder).items()}
+    reported = False
+    for seed in range(base.seed, base.seed + plan.seeds):
+        if seed in done:
+            continue
+        seed_config = dataclasses.replace(config, seed=seed)
+        _, wall = train_seed(method, seed_config, split, folder / f"seed{seed}", quiet=True)
+        done[seed] = outcome(method, folder / f"seed{seed}")
+        with (sweep / "seeds.log").open("a") as log:  # one line per finished seed, ever
+            log.write(f"{trial} {method} seed{seed} {wall:.1f}s\n")
+        tune.report(summarise(done))
+        reported = True
+    if not reported:  # every seed had finished before a restart: report them once
+        tune.report(summarise(done))
+
+
+def summarise(done: dict[int, dict[str, float]]) -> dict[str, float]:
+    """What a trial reports: the objective (mean dev UA over finished seeds) and mean/std of the
+    test numbers, for Tune's table and ASHA; Optuna records the trial's last report."""
+    out: dict[str, float] = {"seeds_done": float(len(done))}
+    for key in ("dev", "test_wa", "test_ua", "test_f1"):
+        mean, std = mean_std([row[key] for row in done.values()])
+        out[f"{key}_mean"], out[f"{key}_std"] = mean, std
+    out["objective"] = out["dev_mean"]
+    return out
+
+
+def torch_threads(config: RunConfig) -> None:
+    """An in-process trial computes with the CPUs it reserved (Ray sets OMP_NUM_THREADS to them)."""
+    import torch
+    if not config.workers:
+        torch.set_num_threads(max(1, int(float(os.environ.get("OMP_NUM_THREADS", "1")))))
+
+
+# ----------------------------------------------------------------------------------------------------
+# The sweep
+# ----------------------------------------------------------------------------------------------------
+
+def domains(space: dict[str, Range]) -> dict[str, Any]:
+    from ray import tune
+    made = {}
+    for key, rng in space.items():
+        if rng.kind == "choice":
+            made[key] = tune.choice(list(rng.values))
+        elif rng.kind in ("int", "logint"):  # Tune's upper bound is exclusive, ours inclusive
+            sample = tune.randint if rng.kind == "int" else tune.lograndint
+            made[key] = sample(rng.values[0], rng.values[1] + 1)
+        else:
+            sample = tune.uniform if rng.kind == "uniform" else tune.loguniform
+            made[key] = sample(*rng.values)
+    return made
+
+
+def trainable(args: argparse.Namespace, plan: Plan, split: Any) -> Any:
+    from ray import tune
+    workers = args.workers_per_trial or args.gpus_per_trial
+    # With DDP workers the trial process only waits on its TorchTrainer, whose workers reserve
+    # their own CPUs (and GPUs); it holds a sliver so it never starves them.
+    resources = {"CPU": 0.1} if workers else {"CPU": args.cpus_per_trial}
+    return tune.with_resources(tune.with_parameters(run_configuration, plan=plan, split=split),
+                               resources)
+
+
+def start_ray(quiet: bool) -> None:
+    import ray
+    if not ray.is_initialized():
+        # The dashboard (bound to this machine only) serves the State API that Ray Train's
+        # placement-group cleaner needs (../RAY-NOTES: without it a stopped Train run can keep
+        # its resources and the next trial waits forever).
+        ray.init(include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=not quiet)
+
+
+def run_sweep(args: argparse.Namespace, plan: Plan, split: Any, space: dict[str, Range],
+              base: RunConfig) -> None:
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    path = Path(plan.folder) / "tune"
+    runnable = trainable(args, plan, split)
+    if args.resume and tune.Tuner.can_restore(str(path)):
+        tuner = tune.Tuner.restore(str(path), trainable=runnable, resume_errored=True)
+    else:
+        start = start_point(space, base)
+        search = OptunaSearch(metric="objective", mode="max", seed=args.search_seed,
+                              points_to_evaluate=[start] if start else None)
+        scheduler = (ASHAScheduler(time_attr="seeds_done", metric="objective", mode="max",
+                                   max_t=plan.seeds, grace_period=1, reduction_factor=2)
+                     if args.scheduler == "asha" else None)
+        tuner = tune.Tuner(
+            runnable, param_space={"method": plan.method, **domains(space)},
+            tune_config=tune.TuneConfig(search_alg=search, scheduler=scheduler,
+                                        num_samples=args.num_samples,
+                                        max_concurrent_trials=args.max_concurrent or None),
+            run_config=tune.RunConfig(name="tune", storage_path=str(path.parent),
+                                      failure_config=tune.FailureConfig(max_failures=1),
+                                      verbose=0 if args.quiet else 1))
+    tuner.fit()
+
+
+def run_baselines(args: argparse.Namespace, plan: Plan, split: Any) -> None:
+    """IPR: baseline, baseline* and supervised at the best configuration's shared settings
+    (encoder, optimiser, warm-up, beta ramp), with the same seeds on the same split, as three
+    trials, for the paired tests of the report."""
+    from ray import tune
+    _, configs = read_sweep(plan.folder)
+    complete = [c for c in configs if len(c.seeds) >= plan.seeds]
+    if not complete:
+        print("no configuration finished all its seeds: baselines not run", flush=True)
+        return
+    best = complete[0]
+    path = Path(plan.folder) / "tune-baselines"
+    runnable = trainable(args, plan, split)
+    if tune.Tuner.can_restore(str(path)):
+        tuner = tune.Tuner.restore(str(path), trainable=runnable, resume_errored=True)
+    else:
+        (Path(plan.folder) / "baselines").mkdir(exist_ok=True)
+        (Path(plan.folder) / "baselines" / "best_trial.txt").write_text(best.trial + "\n")
+        tuner = tune.Tuner(
+            runnable, param_space={**best.params, "method": tune.grid_search(list(BASELINES))},
+            tune_config=tune.TuneConfig(max_concurrent_trials=args.max_concurrent or None),
+            run_config=tune.RunConfig(name=path.name, storage_path=str(path.parent),
+                                      failure_config=tune.FailureConfig(max_failures=1),
+                                      verbose=0 if args.quiet else 1))
+    tuner.fit()
+
+
+def sweep_folder(args: argparse.Namespace, base: RunConfig) -> Path:
+    root = args.storage_path.resolve()
+    if args.name:
+        return root / args.name
+    prefix = f"{args.method}-{base.corpus.name}-"
+    if args.resume:
+        found = sorted((p for p in root.glob(prefix + "*") if (p / "sweep.json").exists()),
+                       key=lambda p: p.stat().st_mtime)
+        if not found:
+            fail(f"--resume: no sweep {prefix}* under {root}")
+        return found[-1]
+    return root / (prefix + time.strftime("%Y%m%d-%H%M%S"))
+
+
+def main(argv: list[str] | None = None) -> Path:
+    args = parse(list(sys.argv[1:] if argv is None else argv))
+    check_options(args)
+    base, space, split = resolve(args)
+    folder = sweep_folder(args, base)
+    record_path = folder / "sweep.json"
+    if args.resume:
+        if not record_path.exists():
+            fail(f"--resume: {folder} holds no sweep (no sweep.json)")
+        record = json.loads(record_path.read_text())
+        if record["split_hash"] != split.hash or record["method"] != args.method:
+            fail(f"--resume: {folder} is a {record['method']} sweep on split "
+                 f"{record['split_hash']}; this command gives {args.method} on {split.hash}")
+        base = from_overrides(record["base_config"])
+        args.seeds, args.num_samples = record["seeds"], record["num_samples"]
+    else:
+        if record_path.exists():
+            fail(f"{folder} already holds a sweep; pass --resume to continue it or --name for a "
+                 "new one")
+        folder.mkdir(parents=True)
+        record = {"method": args.method, "corpus": base.corpus.name, "preset": args.preset,
+                  "overrides": args.overrides, "space": {k: r.as_yaml() for k, r in space.items()},
+                  "seeds": args.seeds, "num_samples": args.num_samples,
+                  "objective": objective_text(args.method), "scheduler": args.scheduler,
+                  "search_seed": args.search_seed, "split_hash": split.hash,
+                  "git_sha": git_sha(), "base_config": as_overrides(base),
+                  "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+        record_path.write_text(json.dumps(record, indent=2))
+    print(f"sweep {folder}: {args.method}, {args.num_samples} configuration(s) x {args.seeds} "
+          f"seed(s), split {split.hash}", flush=True)
+    plan = Plan(args.method, tuple(as_overrides(base)), args.seeds, str(folder))
+    start_ray(args.quiet)
+    run_sweep(args, plan, split, space, base)
+    if args.method == "ipr" and not args.no_baselines:
+        run_baselines(args, plan, split)
+    print("\n" + write_report(folder), flush=True)
+    print(f"report: {folder / 'report.md'}\nbest configuration: {folder / 'best.txt'}", flush=True)
+    return folder
+
+
+if __name__ == "__main__":
+    main()

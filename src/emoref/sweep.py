@@ -1,0 +1,387 @@
+"""Hyperparameter sweeps as data: search spaces, the sweep folder, and the sweep report.
+
+Nothing here imports Ray Tune or Optuna (runner/tune.py turns a space into Tune domains and runs
+it); this module reads and checks spaces, and reads a sweep folder back into tables, so a space is
+validated before any cluster resource is used and a report can be rebuilt from disk alone.
+
+A search space is a YAML mapping from config field paths to ranges:
+
+    ipr.gamma: {uniform: [0.9, 0.999]}        # low, high
+    ipr.tau: {loguniform: [0.02, 0.5]}        # low > 0
+    train.warmup_epochs: {int: [2, 10]}       # inclusive; logint samples on a log scale
+    ipr.prototype_update: {choice: [agree, soft]}
+
+A file may instead hold one such mapping per method (search_spaces/baselines.yaml).
+
+A sweep folder (written by runner.tune) holds:
+    sweep.json                    what was asked: method, preset, fixed overrides, space, seeds
+    trials/<trial>/params.json    the values Optuna chose for that configuration
+    trials/<trial>/seed<k>/       one seed, laid out as runner.train writes it (epochs.csv, ...)
+    baselines/<method>/seed<k>/   IPR sweeps: the baselines at the best configuration, same seeds
+    report.md, report.csv         the report; best.txt: the best configuration for runner.train
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+from emoref.config import (ConfigError, RunConfig, apply_overrides, as_overrides, field_type,
+                           flatten, from_overrides)
+from emoref.methods.common import select
+from emoref.summary import mean_std, seed_metrics, write_csv
+
+KINDS = ("uniform", "loguniform", "int", "logint", "choice")
+
+
+@dataclass(frozen=True)
+class Range:
+    """One searched field: `kind` from KINDS; `values` is (low, high), or the choices."""
+
+    kind: str
+    values: tuple
+
+    def contains(self, value: Any) -> bool:
+        if self.kind == "choice":
+            return value in self.values
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        return self.values[0] <= value <= self.values[1]
+
+    def as_yaml(self) -> dict[str, list]:
+        return {self.kind: list(self.values)}
+
+
+def parse_space(data: Any, source: str) -> dict[str, Range]:
+    """{key: Range} from a loaded YAML mapping; a malformed entry raises ConfigError naming it."""
+    if not isinstance(data, dict) or not data:
+        raise ConfigError(f"search space {source}: expected a mapping of config keys to ranges, "
+                          f"e.g. 'ipr.gamma: {{uniform: [0.9, 0.999]}}', got {data!r}")
+    space = {}
+    for key, spec in data.items():
+        where = f"search space {source}: {key}"
+        if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in KINDS:
+            raise ConfigError(f"{where}: expected one of {{{', '.join(KINDS)}}} with its values, "
+                              f"e.g. {{uniform: [0.1, 0.9]}}, got {spec!r}")
+        kind, values = next(iter(spec.items()))
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{where}: {kind} needs a list, got {values!r}")
+        if kind == "choice":
+            if len(set(map(repr, values))) != len(values):
+                raise ConfigError(f"{where}: choice has a repeated value: {values!r}")
+        else:
+            numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+            if len(values) != 2 or not numeric or not values[0] < values[1]:
+                raise ConfigError(f"{where}: {kind} needs [low, high] numbers with low < high, "
+                                  f"got {values!r}")
+            if kind in ("int", "logint") and not all(isinstance(v, int) for v in values):
+                raise ConfigError(f"{where}: {kind} needs integer bounds, got {values!r}")
+            if kind in ("loguniform", "logint") and values[0] <= 0:
+                raise ConfigError(f"{where}: {kind} needs low > 0, got {values!r}")
+        space[str(key)] = Range(kind, tuple(values))
+    return space
+
+
+def read_space(path: str | Path, method: str) -> dict[str, Range]:
+    """The space in a YAML file: the whole file, or its `method` section when it has one per
+    method. A missing file or section, or a malformed entry, raises ConfigError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"search space {path}: no such file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"search space {path}: not valid YAML ({err})") from None
+    if isinstance(data, dict) and data and all(isinstance(v, dict) and not (set(v) & set(KINDS))
+                                               for v in data.values()):
+        if method not in data:
+            raise ConfigError(f"search space {path}: no section for {method!r}; it has "
+                              f"{sorted(data)}")
+        return parse_space(data[method], f"{path} [{method}]")
+    return parse_space(data, str(path))
+
+
+def check_space(space: Mapping[str, Range], base: RunConfig, source: str = "search space"
+                ) -> None:
+    """Every key names a config field of a type its range can set, and every end point or choice
+    gives a valid config on top of `base`; otherwise ConfigError naming the key."""
+    for key, rng in space.items():
+        try:
+            kind = field_type(base, key)
+        except ConfigError as err:
+            raise ConfigError(f"{source}: {err}") from None
+        wanted = {"uniform": float, "loguniform": float, "int": int, "logint": int}.get(rng.kind)
+        if wanted is float and kind is not float or wanted is int and kind is not int:
+            raise ConfigError(f"{source}: {key}: a {rng.kind} range cannot set a field of type "
+                              f"{getattr(kind, '__name__', kind)}; use "
+                              f"{'int' if kind is int else 'choice'}")
+        for value in rng.values:
+            try:
+                apply_overrides(base, [(key, value_text(value))])
+            except ConfigError as err:
+                raise ConfigError(f"{source}: {key}={value!r} is not a valid value ({err})"
+                                  ) from None
+
+
+def value_text(value: Any) -> str:
+    """A sampled value as the key=value text the config parser reads."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(value_text(v) for v in value)
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def apply_params(base: RunConfig, params: Mapping[str, Any]) -> RunConfig:
+    """`base` with a configuration's sampled values set."""
+    return apply_overrides(base, [(k, value_text(v)) for k, v in params.items()])
+
+
+def start_point(space: Mapping[str, Range], base: RunConfig) -> dict[str, Any] | None:
+    """The base config's own values of the searched keys (for the cpu and paper presets, the
+    papers' settings), when every one lies in its range: the first configuration a sweep tries,
+    so the report always shows the unsearched default beside what the search found."""
+    values = flatten(base)
+    point = {key: values[key] for key in space}
+    return point if all(space[k].contains(v) for k, v in point.items()) else None
+
+
+# ----------------------------------------------------------------------------------------------------
+# Reading a sweep folder back
+# ----------------------------------------------------------------------------------------------------
+
+OBJECTIVE = "dev_ua"  # what Optuna maximises, as the mean over seeds. Never D3, never a test fold.
+
+
+def objective_text(method: str) -> str:
+    """The objective in words, for the sweep record and its report."""
+    where = ("the validation utterances held out of each training fold (mean over folds, last "
+             "refinery stage)" if method == "epr" else "the labelled dev part of D2 at the "
+             "dev-selected epoch")
+    return f"mean over seeds of UA on {where}"
+
+
+def seed_rows(folder: Path) -> list[dict[str, float]]:
+    """A seed folder's epochs.csv as numbers."""
+    with (folder / "epochs.csv").open() as handle:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
+
+
+def outcome(method: str, folder: Path) -> dict[str, float]:
+    """One finished seed, flattened (see summary.seed_metrics) plus the four numbers every table
+    uses: dev (the objective), and the test WA/UA/F1 (IPR family: D3 at the dev-selected epoch;
+    EPR: the last refinery stage over all test folds)."""
+    rows = seed_rows(folder)
+    if method == "epr":
+        last = rows[-1]
+        depth = sum(k.startswith("stage") and k.endswith("_wa") for k in last)
+        flat = seed_metrics(last, last, depth)
+        test = {m: last[f"stage{depth}_{m}"] for m in ("wa", "ua", "f1")}
+        dev = last.get(OBJECTIVE, math.nan)
+    else:
+        epoch, selected = select(rows)
+        flat = seed_metrics(selected, rows[-1], epoch)
+        test = {m: selected.get(f"d3_{m}", math.nan) for m in ("wa", "ua", "f1")}
+        dev = selected.get(OBJECTIVE, math.nan)
+    return {**flat, "dev": dev, **{f"test_{m}": v for m, v in test.items()}}
+
+
+def finished_seeds(folder: Path) -> dict[int, Path]:
+    """{seed: folder} of the seeds under `folder` that finished (their config.txt is written
+    last)."""
+    found = {}
+    for seed_dir in folder.glob("seed*"):
+        if seed_dir.name[4:].isdigit() and (seed_dir / "config.txt").exists():
+            found[int(seed_dir.name[4:])] = seed_dir
+    return dict(sorted(found.items()))
+
+
+@dataclass
+class Configuration:
+    """One point of the space and its finished seeds."""
+
+    trial: str
+    params: dict[str, Any]
+    seeds: dict[int, dict[str, float]]  # seed -> outcome()
+
+    def stat(self, key: str) -> tuple[float, float]:
+        return mean_std([row[key] for row in self.seeds.values()])
+
+
+def read_sweep(folder: str | Path) -> tuple[dict[str, Any], list[Configuration]]:
+    """(sweep.json, every configuration with at least one finished seed), best objective first
+    among configurations that finished all their seeds, then the unfinished ones."""
+    folder = Path(folder)
+    record_path = folder / "sweep.json"
+    if not record_path.is_file():
+        raise ConfigError(f"{folder}: not a sweep folder (no sweep.json; runner.tune writes it)")
+    record = json.loads(record_path.read_text())
+    configs = []
+    for trial_dir in sorted((folder / "trials").glob("*")):
+        params_file = trial_dir / "params.json"
+        seeds = finished_seeds(trial_dir)
+        if params_file.exists() and seeds:
+            configs.append(Configuration(trial_dir.name, json.loads(params_file.read_text()),
+                                         {s: outcome(record["method"], d)
+                                          for s, d in seeds.items()}))
+    want = record["seeds"]
+    configs.sort(key=lambda c: (len(c.seeds) < want, -_nan_low(c.stat("dev")[0]), c.trial))
+    return record, configs
+
+
+def _nan_low(x: float) -> float:
+    return -math.inf if math.isnan(x) else x
+
+
+def baseline_outcomes(folder: Path) -> dict[str, dict[int, dict[str, float]]]:
+    """{baseline method: {seed: outcome}} from <sweep>/baselines."""
+    out = {}
+    for method_dir in sorted((folder / "baselines").glob("*")):
+        seeds = finished_seeds(method_dir)
+        if seeds:
+            out[method_dir.name] = {s: outcome(method_dir.name, d) for s, d in seeds.items()}
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# The report
+# ----------------------------------------------------------------------------------------------------
+
+def paired_p(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided paired t-test over seeds (the same seeds, the same split): p-value, NaN when it
+    is undefined (fewer than two pairs, or identical differences). With five seeds a signed-rank
+    test cannot go below p = 0.0625, so it could never mark p < 0.05; the t-test can."""
+    from scipy import stats
+    if len(a) < 2:
+        return math.nan
+    diffs = [x - y for x, y in zip(a, b)]
+    if max(diffs) == min(diffs):
+        return 0.0 if diffs[0] != 0 else 1.0
+    return float(stats.ttest_rel(a, b).pvalue)
+
+
+def _pm(stat: tuple[float, float], scale: float = 100.0) -> str:
+    mean, std = stat
+    return "-" if math.isnan(mean) else f"{mean * scale:.2f} ± {std * scale:.2f}"
+
+
+TRAIN_DATA = {"baseline": "D1", "baseline_star": "D1 and unlabelled D2",
+              "ipr": "D1 and unlabelled D2", "supervised": "labelled D1 and D2"}
+
+
+def table3(best: Configuration, baselines: Mapping[str, Mapping[int, dict[str, float]]]) -> str:
+    """The IPR paper's Table 3 layout: method, training data, D3 accuracy (the paper's Acc) and
+    UA, mean ± std over the shared seeds; * marks p < 0.05 against baseline, † against both
+    baseline and baseline* (paired t-tests over seeds)."""
+    rows = {**{m: dict(s) for m, s in baselines.items()}, "ipr": best.seeds}
+    seeds = sorted(set.intersection(*(set(s) for s in rows.values())))
+    order = [m for m in ("baseline", "baseline_star", "ipr", "supervised") if m in rows]
+    lines = ["| Method | Train | D3 Acc (%) | D3 UA (%) | seeds |", "|---|---|---|---|---|"]
+    for method in order:
+        marks = {}
+        for metric in ("test_wa", "test_ua"):
+            values = [rows[method][s][metric] for s in seeds]
+            p = {other: paired_p(values, [rows[other][s][metric] for s in seeds])
+                 for other in ("baseline", "baseline_star") if other in rows and other != method}
+            significant = {o for o, v in p.items() if v < 0.05}
+            marks[metric] = ("†" if {"baseline", "baseline_star"} <= significant else
+                             "*" if "baseline" in significant else "")
+        cells = [_pm(mean_std([rows[method][s][m] for s in seeds])) + marks[m]
+                 for m in ("test_wa", "test_ua")]
+        name = "baseline*" if method == "baseline_star" else method
+        lines.append(f"| {name} | {TRAIN_DATA[method]} | " + " | ".join(cells)
+                     + f" | {len(seeds)} |")
+    return "\n".join(lines)
+
+
+def paired_tests(best: Configuration, others: Mapping[str, Mapping[int, dict[str, float]]]
+                 ) -> list[dict[str, Any]]:
+    """One row per (other, metric): mean difference best - other over shared seeds and p."""
+    out = []
+    for name, seeds in others.items():
+        shared = sorted(set(seeds) & set(best.seeds))
+        for metric in ("test_wa", "test_ua", "test_f1"):
+            a = [best.seeds[s][metric] for s in shared]
+            b = [seeds[s][metric] for s in shared]
+            diff = mean_std([x - y for x, y in zip(a, b)])[0]
+            out.append({"against": name, "metric": metric[5:], "seeds": len(shared),
+                        "difference": diff, "p": paired_p(a, b)})
+    return out
+
+
+def epr_stage1(best: Configuration) -> dict[int, dict[str, float]]:
+    """EPR's own baseline: the plain VGG (stage 1) of the same runs, as outcome-shaped rows."""
+    return {s: {f"test_{m}": row[f"final.stage1_{m}"] for m in ("wa", "ua", "f1")}
+            for s, row in best.seeds.items()}
+
+
+def write_report(folder: str | Path, top: int = 10) -> str:
+    """Writes report.md, report.csv and best.txt into the sweep folder; returns the Markdown."""
+    folder = Path(folder)
+    record, configs = read_sweep(folder)
+    if not configs:
+        raise ConfigError(f"{folder}: no configuration has a finished seed yet")
+    method, keys = record["method"], list(record["space"])
+    test = "D3" if method != "epr" else "CV test folds"
+    complete = [c for c in configs if len(c.seeds) >= record["seeds"]]
+    lines = [f"# Sweep {folder.name}: {method} on {record['corpus']}",
+             "",
+             f"{len(configs)} configuration(s) with finished seeds, {len(complete)} with all "
+             f"{record['seeds']}; split {record['split_hash']}; code {record['git_sha']}.",
+             f"Objective (Optuna, maximised): {record['objective']}. "
+             f"{test} never steers the search; its numbers are reported, not optimised.",
+             "", f"## Top configurations (mean ± std over seeds, percent)", "",
+             "| rank | trial | seeds | dev UA | " + " | ".join(f"{test} {m}" for m in
+                                                             ("WA", "UA", "F1")) + " | "
+             + " | ".join(keys) + " |",
+             "|---" * (7 + len(keys)) + "|"]
+    for rank, c in enumerate(configs[:top], 1):
+        lines.append(f"| {rank} | {c.trial} | {len(c.seeds)} | {_pm(c.stat('dev'))} | "
+                     + " | ".join(_pm(c.stat(f"test_{m}")) for m in ("wa", "ua", "f1")) + " | "
+                     + " | ".join(_short(c.params.get(k)) for k in keys) + " |")
+    rows_csv = []
+    for c in configs:
+        row = {"trial": c.trial, "seeds": len(c.seeds)}
+        for key in ("dev", "test_wa", "test_ua", "test_f1"):
+            row[f"{key}_mean"], row[f"{key}_std"] = c.stat(key)
+        row.update({f"param.{k}": c.params.get(k) for k in keys})
+        rows_csv.append(row)
+    write_csv(folder / "report.csv", rows_csv)
+    best = (complete or configs)[0]
+    best_config = apply_params(from_overrides(record["base_config"]), best.params)
+    (folder / "best.txt").write_text(
+        f"# Best configuration of sweep {folder.name} (trial {best.trial}): mean dev UA "
+        f"{_pm(best.stat('dev'))} over {len(best.seeds)} seed(s).\n"
+        f"# Rerun: python -m runner.train {method} --config <this file> --seeds "
+        f"{record['seeds']}\n" + "\n".join(as_overrides(best_config)) + "\n")
+    lines += ["", f"Best: trial {best.trial} ({len(best.seeds)} seeds), written to best.txt:",
+              "", *[f"    {k}={value_text(best.params[k])}" for k in keys if k in best.params]]
+    # ---- Paired tests over seeds on the same split
+    others = baseline_outcomes(folder) if method != "epr" else {"VGG (stage 1)": epr_stage1(best)}
+    if others:
+        lines += ["", f"## Paired t-tests over seeds: best {method} against each baseline", "",
+                  "| against | metric | seeds | difference (points) | p |", "|---|---|---|---|---|"]
+        for t in paired_tests(best, others):
+            lines.append(f"| {t['against']} | {test} {t['metric'].upper()} | {t['seeds']} | "
+                         f"{t['difference'] * 100:+.2f} | {t['p']:.4f}"
+                         f"{' (< 0.05)' if t['p'] < 0.05 else ''} |")
+    if method == "ipr" and others:
+        lines += ["", "## In the layout of the IPR paper's Table 3", "",
+                  table3(best, others), "",
+                  "\\* p < 0.05 against baseline; † p < 0.05 against baseline and baseline* "
+                  "(paired t-tests over seeds)."]
+    text = "\n".join(lines) + "\n"
+    (folder / "report.md").write_text(text)
+    return text
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
