@@ -125,7 +125,7 @@ def check_space(space: Mapping[str, Range], base: RunConfig, source: str = "sear
             try:
                 apply_overrides(base, [(key, value_text(value))])
             except ConfigError as err:
-                raise ConfigError(f"{source}: {key}={value!r} is not a valid value ({err})"
+                raise ConfigError(f"{source}: {key}={value_text(value)} is not a valid value ({err})"
                                   ) from None
 
 

@@ -1,0 +1,128 @@
+"""End to end: the real `python -m runner.tune` in subprocesses, each with its own local Ray, on
+the smoke corpus: a whole sweep with its report, a rerun of its best configuration, and a sweep
+whose driver is killed mid-way and resumed."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ray")
+
+REPO = Path(__file__).resolve().parents[2]
+# One thread per process: the sweep's trials compute with the one CPU Tune gives each, so the
+# rerun below does the same arithmetic in the same order.
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+
+
+def cli(module, *args, timeout=900):
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPO, env=ENV,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def ledger(folder: Path) -> list[tuple[str, str, str]]:
+    """(trial, method, seed) of every seed that finished, one line each time one did."""
+    path = folder / "seeds.log"
+    return [tuple(line.split()[:3]) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tune")
+    done = cli("runner.tune", "ipr", "--smoke-test", "--seeds", 3, "--storage-path", root / "sweeps",
+               "--name", "smoke", "--quiet", f"corpus.cache_dir={root / 'cache'}")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return root, root / "sweeps" / "smoke", done.stdout
+
+
+def test_smoke_sweep_finishes_every_trial_with_the_asked_seeds(sweep):
+    _, folder, stdout = sweep
+    record = json.loads((folder / "sweep.json").read_text())
+    assert record["seeds"] == 3 and record["num_samples"] == 2
+    assert "ipr.gamma" in record["space"] and "train.warmup_epochs" not in record["space"]
+    trials = sorted(p for p in (folder / "trials").iterdir())
+    assert len(trials) == 2
+    for trial in trials:
+        seeds = sorted(p.name for p in trial.glob("seed*") if (p / "config.txt").exists())
+        assert seeds == ["seed0", "seed1", "seed2"], trial
+        params = json.loads((trial / "params.json").read_text())
+        assert set(params) == set(record["space"])
+    for baseline in ("baseline", "baseline_star", "supervised"):
+        assert len(list((folder / "baselines" / baseline).glob("seed*/config.txt"))) == 3
+    runs = ledger(folder)
+    assert len(runs) == len(set(runs)) == 2 * 3 + 3 * 3  # every seed trained exactly once
+    # The first configuration is the unsearched default (the cpu preset's IPR values).
+    first = json.loads((trials[0] / "params.json").read_text())
+    starts = [json.loads((t / "params.json").read_text()) for t in trials]
+    assert any(p["ipr.gamma"] == 0.99 and p["ipr.mu"] == 0.2 for p in starts), first
+
+
+def test_report_has_top_configs_paired_tests_and_table3(sweep):
+    _, folder, stdout = sweep
+    report = (folder / "report.md").read_text()
+    assert report in stdout  # printed at the end as well
+    assert "## Top configurations" in report and "dev UA" in report and "D3 UA" in report
+    assert "## Paired t-tests over seeds" in report
+    assert "| baseline* | D1 and unlabelled D2 |" in report and "| ipr |" in report
+    rows = list(csv.DictReader((folder / "report.csv").open()))
+    assert len(rows) == 2 and all(r["seeds"] == "3" for r in rows)
+    # Ranked by the objective (mean dev UA over seeds), never by D3.
+    assert float(rows[0]["dev_mean"]) >= float(rows[1]["dev_mean"])
+    # runner.report rebuilds the same report from disk.
+    (folder / "report.md").unlink()
+    again = cli("runner.report", folder)
+    assert again.returncode == 0, again.stderr
+    assert (folder / "report.md").read_text() == report
+
+
+def test_best_configuration_reruns_with_runner_train(sweep):
+    root, folder, _ = sweep
+    best_text = (folder / "best.txt").read_text()
+    trial = best_text.split("(trial ", 1)[1].split(")", 1)[0]
+    done = cli("runner.train", "ipr", "--config", folder / "best.txt", "--seeds", 1, "--quiet",
+               "--out", root / "rerun")
+    assert done.returncode == 0, done.stderr[-3000:]
+    sweep_rows = list(csv.DictReader((folder / "trials" / trial / "seed0" / "epochs.csv").open()))
+    rerun_rows = list(csv.DictReader((root / "rerun" / "ipr" / "seed0" / "epochs.csv").open()))
+    assert len(rerun_rows) == len(sweep_rows)
+    for a, b in zip(sweep_rows, rerun_rows):
+        assert [k for k, v in a.items() if v] == [k for k, v in b.items() if v]
+        for key in ("loss", "dev_ua", "d3_wa", "d3_ua", "agreement_prototype"):
+            if a[key]:  # the prototype agreement starts after the warm-up
+                assert float(b[key]) == pytest.approx(float(a[key]), rel=1e-5, abs=1e-6), key
+
+
+def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path):
+    args = ["ipr", "--smoke-test", "--num-samples", 4, "--max-concurrent", 1, "--no-baselines",
+            "--storage-path", tmp_path / "sweeps", "--name", "killed", "--quiet",
+            f"corpus.cache_dir={tmp_path / 'cache'}"]
+    folder = tmp_path / "sweeps" / "killed"
+    driver = subprocess.Popen([sys.executable, "-m", "runner.tune", *map(str, args)], cwd=REPO,
+                              env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while len(ledger(folder)) < 3 and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert driver.poll() is None, "the sweep ended before it could be killed"
+    driver.send_signal(signal.SIGKILL)  # the driver dies mid-sweep: no clean-up of any kind
+    driver.wait()
+    before = ledger(folder)
+    finished = {t for t, _, _ in before if sum(1 for r in before if r[0] == t) == 2}
+    assert 1 <= len(finished) < 4
+    done = cli("runner.tune", *args, "--resume")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    after = ledger(folder)
+    assert after[:len(before)] == before
+    counts = Counter(after)
+    assert set(counts.values()) == {1}  # no seed trained twice, finished trials not rerun
+    assert not {t for t, _, _ in after[len(before):]} & finished
+    trials = {t for t, _, _ in after}
+    assert len(trials) == 4 and len(after) == 4 * 2  # the asked total, each with its seeds
+    assert len(list((folder / "trials").iterdir())) == 4
+    assert (folder / "report.md").exists()
