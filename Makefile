@@ -19,7 +19,7 @@ test: install
 	$(PY) -m pytest -q
 
 demo: install
-	$(PY) -m runner.train ipr,baseline,baseline_star,supervised
+	$(PY) -m runner.tune ipr
 
 clean:
 	rm -rf $(VENV) .pytest_cache runs

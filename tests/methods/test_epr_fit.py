@@ -59,11 +59,11 @@ def test_no_test_fold_utterance_reaches_training_or_the_forest(smoke, labels, mo
     config, split = smoke
     config = smoke_config(config.corpus.cache_dir, f"epr.labels={labels}")
     utterances = [u for f in split.folds for u in f.test]  # fit()'s order
-    calls = {"train": 0, "forest": 0}
+    calls, sizes = {"train": 0, "forest": 0}, []
     real_train, real_forest = epr.train_network, epr.fit_forest
 
-    def current_test_ids(kind):
-        fold = split.folds[calls[kind] // config.epr.depth]
+    def current_test_ids(kind):  # the forest is fitted twice per stage: test fold, then dev
+        fold = split.folds[calls[kind] // (config.epr.depth * (2 if kind == "forest" else 1))]
         calls[kind] += 1
         return {u.id for u in fold.test}
 
@@ -77,12 +77,15 @@ def test_no_test_fold_utterance_reaches_training_or_the_forest(smoke, labels, mo
     def spy_forest(features, labels_, ids, *args, **kwargs):
         test_ids = current_test_ids("forest")
         assert not set(ids) & test_ids, "a test-fold utterance reached the forest's fit"
+        sizes.append(len(ids))
         return real_forest(features, labels_, ids, *args, **kwargs)
 
     monkeypatch.setattr(epr, "train_network", spy_train)
     monkeypatch.setattr(epr, "fit_forest", spy_forest)
     epr.fit(config, split, ListReporter())
-    assert calls == {"train": 4, "forest": 4}
+    assert calls == {"train": 4, "forest": 8}
+    # The dev forest (every second fit) leaves out the validation utterances it is scored on.
+    assert all(dev < test for test, dev in zip(sizes[::2], sizes[1::2]))
 
 
 def test_hold_out_is_stratified_and_disjoint():
@@ -99,3 +102,16 @@ def test_a_subset_of_folds_scores_only_its_test_utterances(smoke):
     first = dataclasses.replace(split, folds=split.folds[:1])
     result = epr.fit(config, first, ListReporter())
     assert sorted(r["id"] for r in result.table) == sorted(u.id for u in split.folds[0].test)
+
+
+def test_dev_ua_comes_from_held_out_training_utterances_for_every_stage(smoke):
+    config, split = smoke
+    reporter = ListReporter()
+    result = epr.fit(config, split, reporter)
+    depth = config.epr.depth
+    assert result.final["dev_ua"] == result.final[f"stage{depth}_dev_ua"]
+    per_fold = [r["fold_dev_ua"] for r in reporter.rows
+                if r.get("stage") == depth and "fold_dev_ua" in r]
+    assert len(per_fold) == len(split.folds)
+    assert result.final["dev_ua"] == pytest.approx(np.mean(per_fold))
+    assert all(0.0 <= result.final[f"stage{t}_dev_ua"] <= 1.0 for t in range(1, depth + 1))

@@ -61,7 +61,7 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runti
     bank = build_bank(load_waves(utterances, config, config.corpus.name), config.audio)
     onehot = F.one_hot(torch.from_numpy(labels[bank.owner]), n_classes).float()  # (S, K)
     predicted = np.full((epr.depth, len(utterances)), -1)
-    # Dev UA per (stage, fold): the model-selection signal sweeps optimise (see `dev_forest`).
+    # Dev UA per (stage, fold): the model-selection signal sweeps optimise (see below).
     dev = np.full((epr.depth, len(split.folds)), np.nan)
     fold_of = np.zeros(len(utterances), dtype=int)
     figure_id = epr.figure_utterance or split.folds[0].test[0].id
@@ -125,9 +125,16 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runti
                                 epr.forest_trees, stage_seed(config.seed, fold.index, -stage))
             predicted[stage - 1, test] = forest.predict(features[test])
             report = classification_report(labels[test], predicted[stage - 1, test], n_classes)
-            dev[stage - 1, position_in_split] = dev_forest(
-                features, labels, fit_utts, val_utts, epr.forest_trees,
-                stage_seed(config.seed, fold.index, -100 - stage), n_classes)
+            # ---- Dev UA, the signal a sweep optimises: a second forest, fitted on the training
+            # folds minus their held-out validation utterances, scores those. Neither the test
+            # fold nor the scored utterances shaped it (the test fold's forest above is fitted on
+            # every training utterance, as in the paper).
+            if len(val_utts):
+                dev_model = fit_forest(features[fit_utts], labels[fit_utts],
+                                       utterance_ids(utterances, fit_utts), epr.forest_trees,
+                                       stage_seed(config.seed, fold.index, -100 - stage))
+                dev[stage - 1, position_in_split] = classification_report(
+                    labels[val_utts], dev_model.predict(features[val_utts]), n_classes)["ua"]
             extras: dict[str, Any] = {"init_fingerprint": init}
             if figure_in_test:
                 segs = bank.of(np.array([position[figure_id]]))
@@ -265,19 +272,6 @@ def predict_profiles(network: VGG, bank: SegmentBank, norm: tuple[torch.Tensor, 
     k = network.classifier[-1].out_features
     local = torch.cat(out) if out else torch.zeros(0, k, device=runtime.device)
     return runtime.gather(local, len(segs)).cpu()
-
-
-def dev_forest(features: np.ndarray, labels: np.ndarray, fit_utts: np.ndarray,
-               val_utts: np.ndarray, trees: int, seed: int, n_classes: int) -> float:
-    """UA on the fold's held-out validation utterances of a forest fitted on the rest of the
-    training folds: a model-selection signal (sweeps optimise its mean over folds) that neither
-    the test fold nor the utterances it scores have shaped. The test fold's own forest is fitted
-    on every training utterance, as in the paper, so it is a second, separate forest."""
-    if len(val_utts) == 0:
-        return float("nan")
-    forest = fit_forest(features[fit_utts], labels[fit_utts], [], trees, seed)
-    return classification_report(labels[val_utts], forest.predict(features[val_utts]),
-                                 n_classes)["ua"]
 
 
 def fit_forest(features: np.ndarray, labels: np.ndarray, ids: list[str], trees: int, seed: int
