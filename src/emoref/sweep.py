@@ -328,14 +328,15 @@ def write_report(folder: str | Path, top: int = 10) -> str:
     if not configs:
         raise ConfigError(f"{folder}: no configuration has a finished seed yet")
     method, keys = record["method"], list(record["space"])
-    test = "D3" if method != "epr" else "CV test folds"
+    test = "D3" if method != "epr" else "CV"  # CV: every utterance scored by its own test fold
     complete = [c for c in configs if len(c.seeds) >= record["seeds"]]
     lines = [f"# Sweep {folder.name}: {method} on {record['corpus']}",
              "",
              f"{len(configs)} configuration(s) with finished seeds, {len(complete)} with all "
              f"{record['seeds']}; split {record['split_hash']}; code {record['git_sha']}.",
              f"Objective (Optuna, maximised): {record['objective']}. "
-             f"{test} never steers the search; its numbers are reported, not optimised.",
+             + ("D3" if method != "epr" else "The test folds (CV columns)")
+             + " never steer the search: their numbers are reported, not optimised.",
              "", f"## Top configurations (mean ± std over seeds, percent)", "",
              "| rank | trial | seeds | dev UA | " + " | ".join(f"{test} {m}" for m in
                                                              ("WA", "UA", "F1")) + " | "

@@ -126,3 +126,19 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path):
     assert len(trials) == 4 and len(after) == 4 * 2  # the asked total, each with its seeds
     assert len(list((folder / "trials").iterdir())) == 4
     assert (folder / "report.md").exists()
+
+
+def test_trials_with_workers_train_each_seed_on_ray_train(tmp_path):
+    done = cli("runner.tune", "ipr", "--smoke-test", "--workers-per-trial", 1, "--cpus-per-trial",
+               0.5, "--num-samples", 1, "--seeds", 1, "--no-baselines", "--storage-path",
+               tmp_path / "sweeps", "--name", "ddp", "--quiet",
+               f"corpus.cache_dir={tmp_path / 'cache'}")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    folder = tmp_path / "sweeps" / "ddp"
+    (trial,) = [p.name for p in (folder / "trials").iterdir()]
+    # The seed ran as a TorchTrainer named after the trial (no timestamp: a retry resumes it),
+    # checkpointing every epoch under the sweep's train/ folder.
+    (run,) = list((folder / "train").glob(f"{trial}-ipr-seed0-*"))
+    assert list(run.glob("checkpoint_*"))
+    epochs = list(csv.DictReader((folder / "trials" / trial / "seed0" / "epochs.csv").open()))
+    assert [r["attempt"] for r in epochs] == ["0.0"] * 3
