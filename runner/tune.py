@@ -39,13 +39,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emoref.config import PRESETS, ConfigError, RunConfig, as_overrides, build_config, from_overrides
+from emoref import figures
+from emoref.config import (PRESETS, ConfigError, RunConfig, as_overrides, build_config, flatten,
+                           from_overrides)
+from emoref.data.splits import describe
 from emoref.methods import METHODS
 from emoref.provenance import git_sha
+from emoref.summary import aggregate, mean_std
 from emoref.sweep import (Range, apply_params, check_space, finished_seeds, objective_text,
-                          outcome, read_space, read_sweep, start_point, write_report)
-from emoref.summary import mean_std
+                          outcome, read_space, read_sweep, seed_rows, start_point, write_report)
 from runner._cli import USER_ERRORS, expand, fail
+from runner.tracking import PARENT, Tracker, log_seed, tracking_uri
 from runner.train import prepare_split, train_seed
 
 SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
@@ -100,6 +104,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help="the real path on tiny data in a few minutes on 2 CPUs: smoke preset, "
                              f"by default {SMOKE['num_samples']} configurations x {SMOKE['seeds']} "
                              "seeds")
+    parser.add_argument("--tracking-uri",
+                        help="MLflow store (default $MLFLOW_TRACKING_URI, else "
+                             "sqlite:///<absolute>/runs/mlflow.db); a server on a cluster: "
+                             "http://<head>:5000")
     parser.add_argument("--quiet", action="store_true", help="Ray Tune prints no progress table")
     args = parser.parse_intermixed_args(argv)
     defaults = SMOKE if args.smoke_test else DEFAULTS
@@ -121,6 +129,9 @@ class Plan:
     base: tuple[str, ...]  # the resolved base config as key=value (sampled values go on top)
     seeds: int
     folder: str  # the sweep folder, absolute
+    tracker: Tracker  # MLflow store (runner.tracking)
+    experiment: str  # MLflow experiment id, <method>-<corpus>
+    sweep_run: str  # MLflow run id of the sweep (parent of every configuration run)
 
 
 def check_options(args: argparse.Namespace) -> None:
@@ -188,19 +199,74 @@ def run_configuration(params: dict[str, Any], plan: Plan, split: Any) -> None:
         config.dist, name=f"{trial}-{method}", storage=config.dist.storage or str(sweep / "train")))
     torch_threads(config)
     done = {s: outcome(method, d) for s, d in finished_seeds(folder).items()}
+    tracker, experiment = plan.tracker, plan.experiment
+    # ---- MLflow: this configuration's run (found again when a restored trial resumes).
+    config_run = tracker.find(experiment, **{PARENT: plan.sweep_run, "emoref.trial": trial,
+                                             "emoref.method": method})
+    if config_run:
+        tracker.reopen(config_run)
+    else:
+        config_run = tracker.start(experiment, f"{method} {trial}", parent=plan.sweep_run,
+                                   tags={"emoref.kind": "configuration", "emoref.trial": trial,
+                                         "emoref.method": method})
+    tracker.params(config_run, params)
+    provenance = {"git_sha": git_sha(), "split_hash": split.hash, "corpus": config.corpus.name,
+                  "corpus_summary": describe(split), "emoref.kind": "seed",
+                  "emoref.method": method, "emoref.trial": trial}
     reported = False
-    for seed in range(base.seed, base.seed + plan.seeds):
-        if seed in done:
-            continue
-        seed_config = dataclasses.replace(config, seed=seed)
-        _, wall = train_seed(method, seed_config, split, folder / f"seed{seed}", quiet=True)
-        done[seed] = outcome(method, folder / f"seed{seed}")
-        with (sweep / "seeds.log").open("a") as log:  # one line per finished seed, ever
-            log.write(f"{trial} {method} seed{seed} {wall:.1f}s\n")
+    with tracker.failing(config_run):
+        for seed in range(base.seed, base.seed + plan.seeds):
+            if seed in done:
+                continue
+            seed_config = dataclasses.replace(config, seed=seed)
+            seed_dir = folder / f"seed{seed}"
+            seed_run = tracker.start(experiment, f"seed{seed}", parent=config_run,
+                                     tags={**provenance, "seed": str(seed)})
+            with tracker.failing(seed_run):
+                _, wall = train_seed(method, seed_config, split, seed_dir, quiet=True)
+                log_seed(tracker, seed_run, flatten(seed_config), seed_rows(seed_dir), seed_dir,
+                         provenance)
+                tracker.metrics(seed_run, [{"wall_s": wall}])
+            tracker.finish(seed_run)
+            done[seed] = outcome(method, seed_dir)
+            with (sweep / "seeds.log").open("a") as log:  # one line per finished seed, ever
+                log.write(f"{trial} {method} seed{seed} {wall:.1f}s\n")
+            log_configuration(tracker, config_run, method, folder, done)
+            tune.report(summarise(done))
+            reported = True
+        if not reported:  # every seed had finished before a restart: report them once
+            log_configuration(tracker, config_run, method, folder, done)
+    tracker.finish(config_run)
+    if not reported:
         tune.report(summarise(done))
-        reported = True
-    if not reported:  # every seed had finished before a restart: report them once
-        tune.report(summarise(done))
+
+
+def log_configuration(tracker: Tracker, run_id: str, method: str, folder: Path,
+                      done: dict[int, dict[str, float]]) -> None:
+    """Mean and std over the finished seeds of every final metric (step = seeds finished), and
+    the figures aggregated over seeds."""
+    import matplotlib.pyplot as plt
+    n = len(done)
+    row: dict[str, float] = {"seeds_done": float(n), "seeds": float(n)}
+    for key, stat in aggregate(list(done.values())).items():
+        row[f"{key}.mean"], row[f"{key}.std"] = stat["mean"], stat["std"]
+    tracker.metrics(run_id, [row], step_key="seeds_done")
+    runs = [seed_rows(folder / f"seed{seed}") for seed in done]
+    if method == "epr":
+        depth = sum(k.startswith("final.stage") and k.endswith("_wa") for k in next(iter(
+            done.values())))
+        made = {"stage_scores": figures.stage_scores(
+            [{k[len("final."):]: v for k, v in r.items() if k.startswith("final.")}
+             for r in done.values()], depth)}
+    else:
+        made = {"agreement_mean": figures.mean_curves(
+                    runs, {"agreement_prototype": "prototype-assigned",
+                           "agreement_model": "model-generated"}, "agreement with hidden D2 labels"),
+                "dev_d3_mean": figures.mean_curves(runs, {"dev_ua": "dev UA", "d3_ua": "D3 UA"},
+                                                   "UA")}
+    for name, fig in made.items():
+        tracker.client.log_figure(run_id, fig, f"figures/{name}.png")
+        plt.close(fig)
 
 
 def summarise(done: dict[int, dict[str, float]]) -> dict[str, float]:
@@ -358,14 +424,79 @@ def main(argv: list[str] | None = None) -> Path:
         record_path.write_text(json.dumps(record, indent=2))
     print(f"sweep {folder}: {args.method}, {args.num_samples} configuration(s) x {args.seeds} "
           f"seed(s), split {split.hash}", flush=True)
-    plan = Plan(args.method, tuple(as_overrides(base)), args.seeds, str(folder))
-    start_ray(args.quiet)
-    run_sweep(args, plan, split, space, base)
-    if args.method == "ipr" and not args.no_baselines:
-        run_baselines(args, plan, split)
-    print("\n" + write_report(folder), flush=True)
-    print(f"report: {folder / 'report.md'}\nbest configuration: {folder / 'best.txt'}", flush=True)
+    tracker, experiment, sweep_run = open_sweep_run(args, record, folder, split)
+    plan = Plan(args.method, tuple(as_overrides(base)), args.seeds, str(folder), tracker,
+                experiment, sweep_run)
+    try:
+        with tracker.failing(sweep_run):
+            start_ray(args.quiet)
+            run_sweep(args, plan, split, space, base)
+            if args.method == "ipr" and not args.no_baselines:
+                run_baselines(args, plan, split)
+            text = write_report(folder)  # ConfigError when no configuration finished a seed
+            close_sweep_run(tracker, plan, folder)
+    except ConfigError as err:
+        close_stale(tracker, plan.experiment, plan.sweep_run)
+        print(f"error: {err}; see the trials' errors under {folder / 'tune'}", file=sys.stderr)
+        raise SystemExit(1) from None
+    print("\n" + text, flush=True)
+    print(f"report: {folder / 'report.md'}\nbest configuration: {folder / 'best.txt'}\n"
+          f"MLflow: {tracker.uri}, experiment {args.method}-{base.corpus.name}", flush=True)
     return folder
+
+
+def open_sweep_run(args: argparse.Namespace, record: dict, folder: Path, split: Any
+                   ) -> tuple[Tracker, str, str]:
+    """The sweep's MLflow run: created with the sweep (its id kept in sweep.json), reopened by
+    --resume, where runs the killed driver left RUNNING are first marked KILLED."""
+    tracker = Tracker(record.get("tracking_uri") or tracking_uri(args.tracking_uri, Path("runs")))
+    experiment = tracker.experiment(f"{record['method']}-{record['corpus']}")
+    sweep_run = record.get("sweep_run")
+    if sweep_run:
+        close_stale(tracker, experiment, sweep_run)
+        tracker.reopen(sweep_run)
+        return tracker, experiment, sweep_run
+    sweep_run = tracker.start(experiment, folder.name, tags={
+        "emoref.kind": "sweep", "git_sha": record["git_sha"], "split_hash": split.hash,
+        "corpus_summary": describe(split), "folder": str(folder)})
+    tracker.params(sweep_run, {"method": record["method"], "preset": record["preset"],
+                               "seeds": record["seeds"], "num_samples": record["num_samples"],
+                               "objective": record["objective"], "scheduler": record["scheduler"],
+                               "search_seed": record["search_seed"],
+                               "overrides": " ".join(record["overrides"]),
+                               **{f"space.{k}": v for k, v in record["space"].items()}})
+    record.update(tracking_uri=tracker.uri, sweep_run=sweep_run)
+    (folder / "sweep.json").write_text(json.dumps(record, indent=2))
+    return tracker, experiment, sweep_run
+
+
+def close_stale(tracker: Tracker, experiment: str, sweep_run: str) -> None:
+    """Configuration and seed runs of this sweep still RUNNING: their process is gone (a killed
+    driver, or a trial Tune stopped early). Marked KILLED, so none stays RUNNING."""
+    client = tracker.client
+    configs = client.search_runs([experiment], f"tags.`{PARENT}` = '{sweep_run}'")
+    for run in configs:
+        for child in client.search_runs([experiment], f"tags.`{PARENT}` = '{run.info.run_id}'"):
+            if child.info.status == "RUNNING":
+                client.set_terminated(child.info.run_id, "KILLED")
+        if run.info.status == "RUNNING":
+            client.set_terminated(run.info.run_id, "KILLED")
+
+
+def close_sweep_run(tracker: Tracker, plan: Plan, folder: Path) -> None:
+    """The report, best configuration and best scores on the sweep run; then FINISHED."""
+    close_stale(tracker, plan.experiment, plan.sweep_run)
+    for name in ("report.md", "report.csv", "best.txt", "sweep.json"):
+        tracker.artifact(plan.sweep_run, folder / name)
+    _, configs = read_sweep(folder)
+    complete = [c for c in configs if len(c.seeds) >= plan.seeds] or configs
+    best = complete[0]
+    row = {"configurations": float(len(configs))}
+    for key in ("dev", "test_wa", "test_ua", "test_f1"):
+        row[f"best.{key}.mean"], row[f"best.{key}.std"] = best.stat(key)
+    tracker.metrics(plan.sweep_run, [row])
+    tracker.tags(plan.sweep_run, {"best_trial": best.trial})
+    tracker.finish(plan.sweep_run)
 
 
 if __name__ == "__main__":

@@ -70,3 +70,44 @@ def _matrix(values: np.ndarray, rows: Sequence[str], cols: Sequence[str], title:
     ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def mean_curves(runs: Sequence[Sequence[Mapping[str, float]]], keys: Mapping[str, str],
+                ylabel: str) -> Figure:
+    """Per-epoch curves averaged over seeds (a configuration's view of Fig. 3): the mean line and
+    a ±1 std band for each `key` (label: keys[key]); epochs a seed did not report are skipped."""
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for key, name in keys.items():
+        by_epoch: dict[float, list[float]] = {}
+        for rows in runs:
+            for r in rows:
+                if key in r and r[key] == r[key]:
+                    by_epoch.setdefault(r["epoch"], []).append(r[key])
+        if not by_epoch:
+            continue
+        epochs = sorted(by_epoch)
+        mean = np.array([np.mean(by_epoch[e]) for e in epochs])
+        std = np.array([np.std(by_epoch[e]) for e in epochs])
+        ax.plot(epochs, mean, marker="o", markersize=3, label=f"{name} (n={len(runs)})")
+        ax.fill_between(epochs, mean - std, mean + std, alpha=0.2)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def stage_scores(per_seed: Sequence[Mapping[str, float]], depth: int) -> Figure:
+    """EPR: utterance WA and UA after every refinery stage, mean ± std over seeds (Tables 2, 4)."""
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    stages = np.arange(1, depth + 1)
+    for metric in ("wa", "ua"):
+        values = np.array([[row[f"stage{t}_{metric}"] for t in stages] for row in per_seed])
+        ax.errorbar(stages, values.mean(0), yerr=values.std(0), marker="o", capsize=3,
+                    label=metric.upper())
+    ax.set_xticks(stages)
+    ax.set_xlabel("refinery stage")
+    ax.set_ylabel("test-fold score")
+    ax.legend()
+    fig.tight_layout()
+    return fig

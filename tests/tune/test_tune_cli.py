@@ -27,6 +27,17 @@ def cli(module, *args, timeout=900):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def store(root: Path) -> str:
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def runs_of(uri: str, experiment: str = "ipr-synthetic") -> list:
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    return client.search_runs([found.experiment_id], max_results=5000) if found else []
+
+
 def ledger(folder: Path) -> list[tuple[str, str, str]]:
     """(trial, method, seed) of every seed that finished, one line each time one did."""
     path = folder / "seeds.log"
@@ -37,7 +48,8 @@ def ledger(folder: Path) -> list[tuple[str, str, str]]:
 def sweep(tmp_path_factory):
     root = tmp_path_factory.mktemp("tune")
     done = cli("runner.tune", "ipr", "--smoke-test", "--seeds", 3, "--storage-path", root / "sweeps",
-               "--name", "smoke", "--quiet", f"corpus.cache_dir={root / 'cache'}")
+               "--name", "smoke", "--quiet", "--tracking-uri", store(root),
+               f"corpus.cache_dir={root / 'cache'}")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return root, root / "sweeps" / "smoke", done.stdout
 
@@ -102,6 +114,7 @@ def test_best_configuration_reruns_with_runner_train(sweep):
 def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path):
     args = ["ipr", "--smoke-test", "--num-samples", 4, "--max-concurrent", 1, "--no-baselines",
             "--storage-path", tmp_path / "sweeps", "--name", "killed", "--quiet",
+            "--tracking-uri", store(tmp_path),
             f"corpus.cache_dir={tmp_path / 'cache'}"]
     folder = tmp_path / "sweeps" / "killed"
     driver = subprocess.Popen([sys.executable, "-m", "runner.tune", *map(str, args)], cwd=REPO,
@@ -126,6 +139,15 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path):
     assert len(trials) == 4 and len(after) == 4 * 2  # the asked total, each with its seeds
     assert len(list((folder / "trials").iterdir())) == 4
     assert (folder / "report.md").exists()
+    # MLflow: one sweep run, FINISHED, reopened by the resume; the runs the killed driver left
+    # RUNNING are KILLED; every finished seed has a FINISHED seed run.
+    runs = runs_of(store(tmp_path))
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    (sweep_run,) = [r for r in runs if r.data.tags.get("emoref.kind") == "sweep"]
+    assert sweep_run.info.status == "FINISHED"
+    seeds = [r for r in runs if r.data.tags.get("emoref.kind") == "seed"
+             and r.info.status == "FINISHED"]
+    assert len(seeds) == 8
 
 
 def test_trials_with_workers_train_each_seed_on_ray_train(tmp_path):
@@ -142,3 +164,71 @@ def test_trials_with_workers_train_each_seed_on_ray_train(tmp_path):
     assert list(run.glob("checkpoint_*"))
     epochs = list(csv.DictReader((folder / "trials" / trial / "seed0" / "epochs.csv").open()))
     assert [r["attempt"] for r in epochs] == ["0.0"] * 3
+
+
+def test_mlflow_holds_the_sweep_its_configurations_and_their_seeds(sweep):
+    from mlflow.tracking import MlflowClient
+    root, folder, _ = sweep
+    client = MlflowClient(store(root))
+    runs = runs_of(store(root))
+    kinds = {}
+    for run in runs:
+        kinds.setdefault(run.data.tags.get("emoref.kind"), []).append(run)
+    assert all(r.info.status == "FINISHED" for r in runs)
+    (sweep_run,) = kinds["sweep"]
+    record = json.loads((folder / "sweep.json").read_text())
+    assert record["sweep_run"] == sweep_run.info.run_id
+    assert sweep_run.data.params["seeds"] == "3" and "space.ipr.gamma" in sweep_run.data.params
+    assert {a.path for a in client.list_artifacts(sweep_run.info.run_id)} >= {
+        "report.md", "report.csv", "best.txt"}
+    assert "best.test_ua.mean" in sweep_run.data.metrics
+    configs = kinds["configuration"]
+    assert sorted(r.data.tags["emoref.method"] for r in configs) == [
+        "baseline", "baseline_star", "ipr", "ipr", "supervised"]
+    assert {r.data.tags["mlflow.parentRunId"] for r in configs} == {sweep_run.info.run_id}
+    for config_run in configs:
+        children = [r for r in kinds["seed"]
+                    if r.data.tags["mlflow.parentRunId"] == config_run.info.run_id]
+        assert sorted(r.data.tags["seed"] for r in children) == ["0", "1", "2"]
+        assert config_run.data.metrics["seeds"] == 3
+        mean = config_run.data.metrics["selected.d3_ua.mean"]
+        values = [float(r.data.metrics["d3_ua"]) for r in children]  # last epoch's, for range
+        assert 0.0 <= mean <= 1.0 and values
+        figures = {a.path for a in client.list_artifacts(config_run.info.run_id, "figures")}
+        assert "figures/agreement_mean.png" in figures
+    ipr_seed = next(r for r in kinds["seed"] if r.data.tags["emoref.method"] == "ipr")
+    # Resolved config as params, provenance as tags, per-epoch curves, files.
+    assert ipr_seed.data.params["ipr.gamma"] and ipr_seed.data.params["corpus.name"] == "synthetic"
+    assert ipr_seed.data.tags["split_hash"] == record["split_hash"]
+    assert ipr_seed.data.tags["git_sha"] == record["git_sha"]
+    assert "D1" in ipr_seed.data.tags["corpus_summary"]
+    history = client.get_metric_history(ipr_seed.info.run_id, "agreement_prototype")
+    assert sorted(m.step for m in history) == [1, 2]  # after the one warm-up epoch
+    assert len(client.get_metric_history(ipr_seed.info.run_id, "agreement_model")) == 3
+    files = {a.path for a in client.list_artifacts(ipr_seed.info.run_id)}
+    assert {"table.csv", "epochs.csv", "config.txt", "checkpoint.pt", "figures"} <= files
+    figures = {a.path for a in client.list_artifacts(ipr_seed.info.run_id, "figures")}
+    assert "figures/agreement.png" in figures and "figures/d3_confusion.png" in figures
+    soft = client.download_artifacts(ipr_seed.info.run_id, "table.csv", str(root / "dl"))
+    assert "soft_" in Path(soft).read_text().splitlines()[0]
+
+
+def test_a_trial_that_raises_leaves_its_runs_failed_not_running(tmp_path):
+    # A checkpoint that cannot be had at training time (offline, not cached): the trial raises
+    # after every check before Ray passed.
+    env = {**ENV, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "runner.tune", "ipr", "--smoke-test", "--num-samples", "1",
+         "--seeds", "1", "--no-baselines", "--storage-path", str(tmp_path / "sweeps"),
+         "--quiet", "--tracking-uri", store(tmp_path), f"corpus.cache_dir={tmp_path / 'cache'}",
+         "encoder.kind=wav2vec2", "encoder.pretrained=true",
+         "encoder.model=emoref-tests/no-such-checkpoint"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "no configuration has a finished seed" in done.stderr
+    runs = runs_of(store(tmp_path))
+    assert {r.data.tags.get("emoref.kind") for r in runs} == {"sweep", "configuration", "seed"}
+    assert all(r.info.status == "FAILED" for r in runs), [(r.info.run_name, r.info.status)
+                                                          for r in runs]
+    seed_run = next(r for r in runs if r.data.tags["emoref.kind"] == "seed")
+    assert seed_run.data.tags["error"].startswith("OSError")  # the summary of what was raised

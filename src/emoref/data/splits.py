@@ -159,3 +159,13 @@ def kfold_split(manifest: Manifest, config: SplitConfig) -> KFoldSplit:
 def make_split(manifest: Manifest, config: SplitConfig) -> AmbiguitySplit | KFoldSplit:
     return ambiguity_split(manifest, config) if config.kind == "ambiguity" else kfold_split(
         manifest, config)
+
+
+def describe(split: AmbiguitySplit | KFoldSplit) -> str:
+    """One line on what a split holds (logged beside its hash)."""
+    classes = ", ".join(split.classes)
+    if isinstance(split, AmbiguitySplit):
+        return (f"D1 {len(split.d1)}, D2 {len(split.d2)}, dev {len(split.dev)}, D3 {len(split.d3)}"
+                f" utterances; classes {classes}")
+    total = sum(len(f.test) for f in split.folds)
+    return f"{len(split.folds)} folds ({split.by}), {total} utterances; classes {classes}"
