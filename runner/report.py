@@ -15,10 +15,10 @@ import json
 import sys
 from pathlib import Path
 
-from emoref.methods.common import select
 from emoref.config import ConfigError
-from emoref.sweep import seed_rows, write_report
+from emoref.methods.common import select
 from emoref.summary import aggregate, markdown_table, seed_metrics, stage_table
+from emoref.sweep import seed_rows, write_report
 from runner._cli import fail
 
 

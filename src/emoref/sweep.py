@@ -337,7 +337,7 @@ def write_report(folder: str | Path, top: int = 10) -> str:
              f"Objective (Optuna, maximised): {record['objective']}. "
              + ("D3" if method != "epr" else "The test folds (CV columns)")
              + " never steer the search: their numbers are reported, not optimised.",
-             "", f"## Top configurations (mean ± std over seeds, percent)", "",
+             "", "## Top configurations (mean ± std over seeds, percent)", "",
              "| rank | trial | seeds | dev UA | " + " | ".join(f"{test} {m}" for m in
                                                              ("WA", "UA", "F1")) + " | "
              + " | ".join(keys) + " |",
