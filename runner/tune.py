@@ -213,11 +213,14 @@ def run_configuration(params: dict[str, Any], plan: Plan, split: Any) -> None:
     provenance = {"git_sha": git_sha(), "split_hash": split.hash, "corpus": config.corpus.name,
                   "corpus_summary": describe(split), "emoref.kind": "seed",
                   "emoref.method": method, "emoref.trial": trial}
-    reported = False
-    with tracker.failing(config_run):
-        for seed in range(base.seed, base.seed + plan.seeds):
-            if seed in done:
-                continue
+    pending = [s for s in range(base.seed, base.seed + plan.seeds) if s not in done]
+    if not pending:  # every seed had finished before a restart: record and report them once
+        with tracker.failing(config_run):
+            log_configuration(tracker, config_run, method, folder, done)
+        tracker.finish(config_run)
+        tune.report(summarise(done))
+    for seed in pending:
+        with tracker.failing(config_run):
             seed_config = dataclasses.replace(config, seed=seed)
             seed_dir = folder / f"seed{seed}"
             seed_run = tracker.start(experiment, f"seed{seed}", parent=config_run,
@@ -232,12 +235,10 @@ def run_configuration(params: dict[str, Any], plan: Plan, split: Any) -> None:
             with (sweep / "seeds.log").open("a") as log:  # one line per finished seed, ever
                 log.write(f"{trial} {method} seed{seed} {wall:.1f}s\n")
             log_configuration(tracker, config_run, method, folder, done)
-            tune.report(summarise(done))
-            reported = True
-        if not reported:  # every seed had finished before a restart: report them once
-            log_configuration(tracker, config_run, method, folder, done)
-    tracker.finish(config_run)
-    if not reported:
+        if seed == pending[-1]:
+            tracker.finish(config_run)
+        # Outside the FAILED guard: Tune may end the trial inside report (ASHA's stop, or
+        # max_t reached); a run a stop leaves open is marked KILLED when the sweep ends.
         tune.report(summarise(done))
 
 

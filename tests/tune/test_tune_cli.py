@@ -232,3 +232,19 @@ def test_a_trial_that_raises_leaves_its_runs_failed_not_running(tmp_path):
                                                           for r in runs]
     seed_run = next(r for r in runs if r.data.tags["emoref.kind"] == "seed")
     assert seed_run.data.tags["error"].startswith("OSError")  # the summary of what was raised
+
+
+def test_asha_sweep_ends_with_no_run_failed_or_left_running(tmp_path):
+    # ASHA ends a trial inside its report (a stop, or max_t reached after the last seed); the
+    # configuration's record must still say FINISHED, or KILLED for a stopped one, never FAILED.
+    done = cli("runner.tune", "ipr", "--smoke-test", "--scheduler", "asha", "--num-samples", 3,
+               "--no-baselines", "--storage-path", tmp_path / "sweeps", "--name", "asha",
+               "--quiet", "--tracking-uri", store(tmp_path),
+               f"corpus.cache_dir={tmp_path / 'cache'}")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    record = json.loads((tmp_path / "sweeps" / "asha" / "sweep.json").read_text())
+    assert record["scheduler"] == "asha"
+    statuses = Counter((r.data.tags["emoref.kind"], r.info.status) for r in runs_of(store(tmp_path)))
+    assert statuses[("sweep", "FINISHED")] == 1
+    assert statuses[("configuration", "FINISHED")] + statuses[("configuration", "KILLED")] == 3
+    assert not {status for (_, status) in statuses} - {"FINISHED", "KILLED"}
