@@ -18,7 +18,7 @@ from pathlib import Path
 from emoref.config import ConfigError
 from emoref.methods.common import select
 from emoref.summary import aggregate, markdown_table, seed_metrics, stage_table
-from emoref.sweep import seed_rows, write_report
+from emoref.sweep import epr_depth, seed_rows, write_report
 from runner._cli import fail
 
 
@@ -29,7 +29,7 @@ def per_seed(method_dir: Path) -> list[dict[str, float]]:
             continue
         rows = seed_rows(folder)
         if method_dir.name == "epr":  # its last report holds every stage's scores
-            depth = sum(k.startswith("stage") and k.endswith("_wa") for k in rows[-1])
+            depth = epr_depth(rows[-1])
             out.append(seed_metrics(rows[-1], rows[-1], depth))  # as epr.fit's Result has it
         else:
             epoch, selected = select(rows)

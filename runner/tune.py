@@ -46,8 +46,9 @@ from emoref.data.splits import describe
 from emoref.methods import METHODS
 from emoref.provenance import git_sha
 from emoref.summary import aggregate, mean_std
-from emoref.sweep import (Range, apply_params, check_space, finished_seeds, objective_text,
-                          outcome, read_space, read_sweep, seed_rows, start_point, write_report)
+from emoref.sweep import (Range, apply_params, check_space, epr_depth, finished_seeds,
+                          objective_text, outcome, read_space, read_sweep, seed_rows,
+                          start_point, write_report)
 from runner._cli import USER_ERRORS, expand, fail
 from runner.tracking import PARENT, Tracker, log_seed, tracking_uri
 from runner.train import prepare_split, train_seed
@@ -254,8 +255,7 @@ def log_configuration(tracker: Tracker, run_id: str, method: str, folder: Path,
     tracker.metrics(run_id, [row], step_key="seeds_done")
     runs = [seed_rows(folder / f"seed{seed}") for seed in done]
     if method == "epr":
-        depth = sum(k.startswith("final.stage") and k.endswith("_wa") for k in next(iter(
-            done.values())))
+        depth = epr_depth(next(iter(done.values())), prefix="final.")
         made = {"stage_scores": figures.stage_scores(
             [{k[len("final."):]: v for k, v in r.items() if k.startswith("final.")}
              for r in done.values()], depth)}
@@ -359,12 +359,11 @@ def run_baselines(args: argparse.Namespace, plan: Plan, split: Any) -> None:
     (encoder, optimiser, warm-up, beta ramp), with the same seeds on the same split, as three
     trials, for the paired tests of the report."""
     from ray import tune
-    _, configs = read_sweep(plan.folder)
-    complete = [c for c in configs if len(c.seeds) >= plan.seeds]
-    if not complete:
+    _, configs = read_sweep(plan.folder)  # all seeds finished first, then best objective
+    if not configs or len(configs[0].seeds) < plan.seeds:
         print("no configuration finished all its seeds: baselines not run", flush=True)
         return
-    best = complete[0]
+    best = configs[0]
     path = Path(plan.folder) / "tune-baselines"
     runnable = trainable(args, plan, split)
     if tune.Tuner.can_restore(str(path)):
@@ -490,8 +489,7 @@ def close_sweep_run(tracker: Tracker, plan: Plan, folder: Path) -> None:
     for name in ("report.md", "report.csv", "best.txt", "sweep.json"):
         tracker.artifact(plan.sweep_run, folder / name)
     _, configs = read_sweep(folder)
-    complete = [c for c in configs if len(c.seeds) >= plan.seeds] or configs
-    best = complete[0]
+    best = configs[0]  # as in the report: all seeds finished first, then best objective
     row = {"configurations": float(len(configs))}
     for key in ("dev", "test_wa", "test_ua", "test_f1"):
         row[f"best.{key}.mean"], row[f"best.{key}.std"] = best.stat(key)

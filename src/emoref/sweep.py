@@ -173,6 +173,11 @@ def seed_rows(folder: Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
 
 
+def epr_depth(row: Mapping[str, float], prefix: str = "") -> int:
+    """The refinery depth of an EPR report row: how many `<prefix>stage<t>_wa` keys it holds."""
+    return sum(k.startswith(prefix + "stage") and k.endswith("_wa") for k in row)
+
+
 def outcome(method: str, folder: Path) -> dict[str, float]:
     """One finished seed, flattened (see summary.seed_metrics) plus the four numbers every table
     uses: dev (the objective), and the test WA/UA/F1 (IPR family: D3 at the dev-selected epoch;
@@ -180,7 +185,7 @@ def outcome(method: str, folder: Path) -> dict[str, float]:
     rows = seed_rows(folder)
     if method == "epr":
         last = rows[-1]
-        depth = sum(k.startswith("stage") and k.endswith("_wa") for k in last)
+        depth = epr_depth(last)
         flat = seed_metrics(last, last, depth)
         test = {m: last[f"stage{depth}_{m}"] for m in ("wa", "ua", "f1")}
         dev = last.get(OBJECTIVE, math.nan)
@@ -329,10 +334,10 @@ def write_report(folder: str | Path, top: int = 10) -> str:
         raise ConfigError(f"{folder}: no configuration has a finished seed yet")
     method, keys = record["method"], list(record["space"])
     test = "D3" if method != "epr" else "CV"  # CV: every utterance scored by its own test fold
-    complete = [c for c in configs if len(c.seeds) >= record["seeds"]]
+    complete = sum(len(c.seeds) >= record["seeds"] for c in configs)
     lines = [f"# Sweep {folder.name}: {method} on {record['corpus']}",
              "",
-             f"{len(configs)} configuration(s) with finished seeds, {len(complete)} with all "
+             f"{len(configs)} configuration(s) with finished seeds, {complete} with all "
              f"{record['seeds']}; split {record['split_hash']}; code {record['git_sha']}.",
              f"Objective (Optuna, maximised): {record['objective']}. "
              + ("D3" if method != "epr" else "The test folds (CV columns)")
@@ -354,7 +359,7 @@ def write_report(folder: str | Path, top: int = 10) -> str:
         row.update({f"param.{k}": c.params.get(k) for k in keys})
         rows_csv.append(row)
     write_csv(folder / "report.csv", rows_csv)
-    best = (complete or configs)[0]
+    best = configs[0]  # read_sweep's order: all seeds finished first, then best objective
     best_config = apply_params(from_overrides(record["base_config"]), best.params)
     (folder / "best.txt").write_text(
         f"# Best configuration of sweep {folder.name} (trial {best.trial}): mean dev UA "
