@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install test demo clean
+.PHONY: install browser test demo clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,10 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-test: install
+browser:  # headless Chromium for the MLflow UI test (skips with the reason where it cannot)
+	bash tests/install-browser.sh
+
+test: install browser
 	$(PY) -m pytest -q
 
 demo: install

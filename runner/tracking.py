@@ -53,8 +53,11 @@ class Tracker:
         if self.uri.startswith("sqlite:///"):
             db = Path(self.uri[len("sqlite:///"):])
             location = (db.parent / "mlartifacts" / name).as_uri()
+        # The UI opens an experiment of this kind on its runs table (curves, figures, nesting),
+        # not on the LLM-tracing overview it shows by default.
+        kind = {"mlflow.experimentKind": "custom_model_development"}
         try:
-            return client.create_experiment(name, artifact_location=location)
+            return client.create_experiment(name, artifact_location=location, tags=kind)
         except Exception:  # another process created it first
             return client.get_experiment_by_name(name).experiment_id
 
@@ -129,7 +132,7 @@ def log_seed(tracker: Tracker, run_id: str, config_values: Mapping[str, Any],
     tracker.tags(run_id, provenance)
     tracker.metrics(run_id, rows)
     tracker.artifact(run_id, folder / "figures", "figures")
-    for name in ("table.csv", "epochs.csv", "config.txt"):
+    for name in ("table.csv", "epochs.csv", "confusion.json", "config.txt"):
         tracker.artifact(run_id, folder / name)
     checkpoint = folder / "checkpoint.pt"
     if checkpoint.exists():

@@ -8,8 +8,9 @@ cross-validation. Writes, under --out (default runs/train/<corpus>):
                                    (the annotation output); EPR: every utterance's prediction per stage
   <method>/seed<k>/checkpoint.pt   IPR family: dev-selected weights (+ prototypes), config, git SHA,
                                    split hash (runner.annotate reads it)
-  <method>/seed<k>/figures/*.png   agreement curves, prototype similarity, confusion matrices,
-                                   EPR emotion profiles across stages
+  <method>/seed<k>/figures/*.png   agreement curves, prototype similarity (matrix and over
+                                   epochs), confusion matrices, EPR emotion profiles across stages
+  <method>/seed<k>/confusion.json  the reported confusion matrices as numbers
   <method>/seed<k>/config.txt      the resolved config, key=value
   summary.json, summary.md         mean ± std over seeds per method
 With workers=N (N >= 1) each seed trains through a Ray Train TorchTrainer on N DDP workers (gloo on
@@ -94,10 +95,10 @@ def save_figures(folder: Path, method: str, result: Result, rows: list[dict], ex
                  classes: tuple[str, ...]) -> None:
     made = {}
     if method == "epr":
-        last = extras[-1]
+        chosen = extras[-1]
         made["profile"] = figures.profile_evolution(
-            last["figure_profiles"], classes, f"emotion profile of {last['figure_utterance']}")
-        for key, matrix in last.items():
+            chosen["figure_profiles"], classes, f"emotion profile of {chosen['figure_utterance']}")
+        for key, matrix in chosen.items():
             if key.endswith("_confusion"):
                 made[key] = figures.confusion_matrix(matrix, classes, key.replace("_", " "))
     else:
@@ -107,7 +108,13 @@ def save_figures(folder: Path, method: str, result: Result, rows: list[dict], ex
             chosen["d3_confusion"], classes, f"D3 confusion, epoch {result.selected_epoch}")
         if "prototype_similarity" in chosen:
             made["prototype_similarity"] = figures.similarity_matrix(
-                chosen["prototype_similarity"], classes)
+                chosen["prototype_similarity"], classes,
+                f"prototype cosine similarity, epoch {result.selected_epoch}")
+            made["prototype_similarity_curves"] = figures.similarity_curves([rows], classes)
+    # The reported confusion matrices (IPR family: at the selected epoch; EPR: every stage), as
+    # numbers, so a configuration can sum them over its seeds.
+    matrices = {k[:-len("_confusion")]: v for k, v in chosen.items() if k.endswith("_confusion")}
+    (folder / "confusion.json").write_text(json.dumps({"classes": list(classes), **matrices}))
     (folder / "figures").mkdir(parents=True, exist_ok=True)
     for name, fig in made.items():
         fig.savefig(folder / "figures" / f"{name}.png", dpi=120)

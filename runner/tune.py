@@ -48,7 +48,7 @@ from emoref.provenance import git_sha
 from emoref.summary import aggregate, mean_std
 from emoref.sweep import (Range, apply_params, check_space, epr_depth, finished_seeds,
                           objective_text, outcome, read_space, read_sweep, seed_rows,
-                          start_point, write_report)
+                          start_point, summed_confusion, write_report)
 from runner._cli import USER_ERRORS, expand, fail
 from runner.tracking import PARENT, Tracker, log_seed, tracking_uri
 from runner.train import prepare_split, train_seed
@@ -253,18 +253,29 @@ def log_configuration(tracker: Tracker, run_id: str, method: str, folder: Path,
     for key, stat in aggregate(list(done.values())).items():
         row[f"{key}.mean"], row[f"{key}.std"] = stat["mean"], stat["std"]
     tracker.metrics(run_id, [row], step_key="seeds_done")
-    runs = [seed_rows(folder / f"seed{seed}") for seed in done]
+    seeds = [folder / f"seed{seed}" for seed in done]
+    runs = [seed_rows(seed) for seed in seeds]
     if method == "epr":
         depth = epr_depth(next(iter(done.values())), prefix="final.")
         made = {"stage_scores": figures.stage_scores(
             [{k[len("final."):]: v for k, v in r.items() if k.startswith("final.")}
              for r in done.values()], depth)}
+        confusion = f"stage{depth}"
     else:
         made = {"agreement_mean": figures.mean_curves(
                     runs, {"agreement_prototype": "prototype-assigned",
                            "agreement_model": "model-generated"}, "agreement with hidden D2 labels"),
                 "dev_d3_mean": figures.mean_curves(runs, {"dev_ua": "dev UA", "d3_ua": "D3 UA"},
                                                    "UA")}
+        confusion = "d3"
+    summed = summed_confusion(seeds, confusion)
+    if summed:
+        classes, matrix = summed
+        made[f"{confusion}_confusion_sum"] = figures.confusion_matrix(
+            matrix, classes, f"{confusion.upper()} confusion\n{n} seeds summed, row shares",
+            normalise=True)
+        if any(k.startswith("similarity.") for rows in runs for r in rows for k in r):
+            made["prototype_similarity_mean"] = figures.similarity_curves(runs, classes)
     for name, fig in made.items():
         tracker.client.log_figure(run_id, fig, f"figures/{name}.png")
         plt.close(fig)

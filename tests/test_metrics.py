@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from emoref.metrics import (classification_report, confusion, macro_f1, prototype_similarity,
-                            unweighted_accuracy, weighted_accuracy)
+                            similarity_pairs, unweighted_accuracy, weighted_accuracy)
 
 
 def test_wa_ua_f1_on_an_imbalanced_example():
@@ -27,3 +27,12 @@ def test_ua_ignores_absent_classes_and_f1_counts_spurious_predictions():
 def test_prototype_similarity():
     sims = prototype_similarity(torch.tensor([[1.0, 0.0], [1.0, 1.0]]))
     assert sims[0, 0] == pytest.approx(1.0) and sims[0, 1] == pytest.approx(2 ** -0.5)
+
+
+def test_similarity_pairs_name_each_pair_once_in_class_order():
+    sims = prototype_similarity(torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]))
+    pairs = similarity_pairs(sims, ["anger", "sadness", "neutral"])
+    assert list(pairs) == ["similarity.anger.sadness", "similarity.anger.neutral",
+                           "similarity.sadness.neutral"]
+    assert pairs["similarity.anger.neutral"] == pytest.approx(0.0, abs=1e-7)
+    assert pairs["similarity.sadness.neutral"] == pytest.approx(2 ** -0.5)

@@ -35,9 +35,37 @@ def similarity_matrix(matrix: Sequence[Sequence[float]], classes: Sequence[str],
 
 
 def confusion_matrix(matrix: Sequence[Sequence[float]], classes: Sequence[str],
-                     title: str = "confusion") -> Figure:
-    """Rows: true class; columns: predicted class; counts."""
-    return _matrix(np.asarray(matrix, dtype=float), classes, classes, title, "{:.0f}")
+                     title: str = "confusion", normalise: bool = False) -> Figure:
+    """Rows: true class; columns: predicted class; counts, or each row's share when `normalise`
+    (the view for matrices summed over seeds, whose counts depend on how many there were)."""
+    values = np.asarray(matrix, dtype=float)
+    if normalise:
+        values = values / np.maximum(values.sum(1, keepdims=True), 1.0)
+    fig = _matrix(values, classes, classes, title, "{:.2f}" if normalise else "{:.0f}")
+    fig.axes[0].set(xlabel="predicted", ylabel="true")
+    fig.tight_layout()
+    return fig
+
+
+def similarity_curves(runs: Sequence[Sequence[Mapping[str, float]]], classes: Sequence[str]
+                      ) -> Figure:
+    """IPR Fig. 2: each class prototype's cosine similarity to the others over epochs, one panel
+    per class, from the `similarity.<a>.<b>` columns of each run's rows; with several runs (seeds)
+    the mean and a ±1 std band."""
+    fig, axes = plt.subplots(1, len(classes), figsize=(3 * len(classes), 2.8), sharey=True,
+                             squeeze=False)
+    for ax, name in zip(axes[0], classes):
+        for other in classes:
+            if other != name:
+                pair = sorted((name, other), key=list(classes).index)
+                _mean_band(ax, runs, "similarity.{}.{}".format(*pair), other,
+                           color=f"C{list(classes).index(other)}")  # one colour per class
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize="x-small")
+    axes[0, 0].set_ylabel("prototype cosine similarity")
+    fig.tight_layout()
+    return fig
 
 
 def profile_evolution(stages: Sequence[Sequence[Sequence[float]]], classes: Sequence[str],
@@ -60,7 +88,8 @@ def profile_evolution(stages: Sequence[Sequence[Sequence[float]]], classes: Sequ
 
 def _matrix(values: np.ndarray, rows: Sequence[str], cols: Sequence[str], title: str,
             fmt: str) -> Figure:
-    fig, ax = plt.subplots(figsize=(1 + 0.6 * len(cols), 1 + 0.5 * len(rows)))
+    size = (max(3.6, 1 + 0.6 * len(cols)), max(3.0, 1 + 0.5 * len(rows)))  # room for a title
+    fig, ax = plt.subplots(figsize=size)
     ax.imshow(values, cmap="Blues")
     ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right")
     ax.set_yticks(range(len(rows)), rows)
@@ -78,23 +107,29 @@ def mean_curves(runs: Sequence[Sequence[Mapping[str, float]]], keys: Mapping[str
     a ±1 std band for each `key` (label: keys[key]); epochs a seed did not report are skipped."""
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for key, name in keys.items():
-        by_epoch: dict[float, list[float]] = {}
-        for rows in runs:
-            for r in rows:
-                if key in r and r[key] == r[key]:
-                    by_epoch.setdefault(r["epoch"], []).append(r[key])
-        if not by_epoch:
-            continue
-        epochs = sorted(by_epoch)
-        mean = np.array([np.mean(by_epoch[e]) for e in epochs])
-        std = np.array([np.std(by_epoch[e]) for e in epochs])
-        ax.plot(epochs, mean, marker="o", markersize=3, label=f"{name} (n={len(runs)})")
-        ax.fill_between(epochs, mean - std, mean + std, alpha=0.2)
+        _mean_band(ax, runs, key, f"{name} (n={len(runs)})")
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def _mean_band(ax, runs: Sequence[Sequence[Mapping[str, float]]], key: str, label: str,
+               color: str | None = None) -> None:
+    """One curve: `key` per epoch, mean over runs with a ±1 std band (nothing if no run has it)."""
+    by_epoch: dict[float, list[float]] = {}
+    for rows in runs:
+        for r in rows:
+            if key in r and r[key] == r[key]:
+                by_epoch.setdefault(r["epoch"], []).append(r[key])
+    if not by_epoch:
+        return
+    epochs = sorted(by_epoch)
+    mean = np.array([np.mean(by_epoch[e]) for e in epochs])
+    std = np.array([np.std(by_epoch[e]) for e in epochs])
+    line, = ax.plot(epochs, mean, marker="o", markersize=3, label=label, color=color)
+    ax.fill_between(epochs, mean - std, mean + std, alpha=0.2, color=line.get_color())
 
 
 def stage_scores(per_seed: Sequence[Mapping[str, float]], depth: int) -> Figure:

@@ -3,6 +3,8 @@ confusion matrices, pseudo-label agreement and prototype similarity."""
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 
@@ -48,3 +50,10 @@ def prototype_similarity(prototypes: torch.Tensor) -> np.ndarray:
     """(C, P) unit prototypes -> (C, C) cosine similarities (the IPR paper's Fig. 2)."""
     p = torch.nn.functional.normalize(prototypes.detach().float(), dim=-1)
     return (p @ p.T).cpu().numpy()
+
+
+def similarity_pairs(matrix: np.ndarray, classes: Sequence[str]) -> dict[str, float]:
+    """The upper triangle of a prototype similarity matrix as named scalars,
+    `similarity.<a>.<b>`, so each pair's trend over epochs is a curve (the IPR paper's Fig. 2)."""
+    return {f"similarity.{classes[i]}.{classes[j]}": float(matrix[i, j])
+            for i in range(len(classes)) for j in range(i + 1, len(classes))}

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import yaml
 
 from emoref.config import (ConfigError, RunConfig, apply_overrides, as_overrides, field_type,
@@ -171,6 +172,20 @@ def seed_rows(folder: Path) -> list[dict[str, float]]:
     """A seed folder's epochs.csv as numbers."""
     with (folder / "epochs.csv").open() as handle:
         return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
+
+
+def summed_confusion(folders: Sequence[Path], key: str) -> tuple[list[str], np.ndarray] | None:
+    """The `key` confusion matrix (e.g. "d3", "stage5") of each seed folder's confusion.json,
+    summed over the folders, with the class names; None when a folder lacks it."""
+    total, classes = None, []
+    for folder in folders:
+        path = folder / "confusion.json"
+        saved = json.loads(path.read_text()) if path.exists() else {}
+        if key not in saved:
+            return None
+        classes, matrix = saved["classes"], np.asarray(saved[key], dtype=float)
+        total = matrix if total is None else total + matrix
+    return (classes, total) if total is not None else None
 
 
 def epr_depth(row: Mapping[str, float], prefix: str = "") -> int:

@@ -56,6 +56,16 @@ def test_train_writes_curves_annotation_and_checkpoint(trained):
     assert [int(r["epoch"]) for r in epochs] == [0, 1, 2]
     assert {"agreement_prototype", "agreement_model", "d3_ua", "beta"} <= set(epochs[0])
     assert "corpus.name=synthetic" in (seed0 / "config.txt").read_text().splitlines()
+    # Fig. 2 as curves: every prototype pair's similarity once the prototypes exist (after warm-up).
+    pairs = [k for k in epochs[0] if k.startswith("similarity.")]
+    assert len(pairs) == 6 and all(epochs[0][k] == "" and epochs[-1][k] for k in pairs)
+    assert (seed0 / "figures" / "prototype_similarity_curves.png").stat().st_size > 0
+    # The selected epoch's confusion matrices as numbers: D3's diagonal gives its reported WA.
+    confusion = json.loads((seed0 / "confusion.json").read_text())
+    d3 = confusion["d3"]
+    assert len(confusion["classes"]) == 4 and "dev" in confusion
+    assert sum(d3[i][i] for i in range(4)) / sum(map(sum, d3)) == pytest.approx(
+        summary["per_seed"]["ipr"][0]["selected.d3_wa"])
     ua = summary["methods"]["ipr"]["selected.d3_ua"]
     values = [s["selected.d3_ua"] for s in summary["per_seed"]["ipr"]]
     assert ua["mean"] == pytest.approx(sum(values) / 2) and ua["n"] == 2

@@ -5,10 +5,13 @@ whose driver is killed mid-way and resumed."""
 import csv
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -175,6 +178,9 @@ def test_mlflow_holds_the_sweep_its_configurations_and_their_seeds(sweep):
     for run in runs:
         kinds.setdefault(run.data.tags.get("emoref.kind"), []).append(run)
     assert all(r.info.status == "FINISHED" for r in runs)
+    # The UI opens it on its runs table, not on the LLM-tracing overview.
+    experiment = client.get_experiment(runs[0].info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     (sweep_run,) = kinds["sweep"]
     record = json.loads((folder / "sweep.json").read_text())
     assert record["sweep_run"] == sweep_run.info.run_id
@@ -195,7 +201,9 @@ def test_mlflow_holds_the_sweep_its_configurations_and_their_seeds(sweep):
         values = [float(r.data.metrics["d3_ua"]) for r in children]  # last epoch's, for range
         assert 0.0 <= mean <= 1.0 and values
         figures = {a.path for a in client.list_artifacts(config_run.info.run_id, "figures")}
-        assert "figures/agreement_mean.png" in figures
+        assert {"figures/agreement_mean.png", "figures/d3_confusion_sum.png"} <= figures
+        if config_run.data.tags["emoref.method"] == "ipr":  # only IPR has prototypes (Fig. 2)
+            assert "figures/prototype_similarity_mean.png" in figures
     ipr_seed = next(r for r in kinds["seed"] if r.data.tags["emoref.method"] == "ipr")
     # Resolved config as params, provenance as tags, per-epoch curves, files.
     assert ipr_seed.data.params["ipr.gamma"] and ipr_seed.data.params["corpus.name"] == "synthetic"
@@ -208,9 +216,112 @@ def test_mlflow_holds_the_sweep_its_configurations_and_their_seeds(sweep):
     files = {a.path for a in client.list_artifacts(ipr_seed.info.run_id)}
     assert {"table.csv", "epochs.csv", "config.txt", "checkpoint.pt", "figures"} <= files
     figures = {a.path for a in client.list_artifacts(ipr_seed.info.run_id, "figures")}
-    assert "figures/agreement.png" in figures and "figures/d3_confusion.png" in figures
+    assert {"figures/agreement.png", "figures/d3_confusion.png",
+            "figures/prototype_similarity_curves.png"} <= figures
+    assert len(client.get_metric_history(ipr_seed.info.run_id,
+                                         "similarity.anger.happiness")) == 2
     soft = client.download_artifacts(ipr_seed.info.run_id, "table.csv", str(root / "dl"))
     assert "soft_" in Path(soft).read_text().splitlines()[0]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium through its own chromedriver (installed by tests/install-browser.sh
+    from `make test`); skips with the reason where there is none."""
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    from selenium.webdriver.chrome.service import Service
+    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (binary and driver):
+        pytest.skip("no chromium/chromedriver on PATH (tests/install-browser.sh installs them)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                 "--window-size=1600,1000"):
+        options.add_argument(flag)
+    chrome = webdriver.Chrome(service=Service(driver), options=options)
+    chrome.set_page_load_timeout(120)
+    yield chrome
+    chrome.quit()
+
+
+@pytest.fixture(scope="module")
+def mlflow_ui(sweep):
+    """`mlflow server` on 127.0.0.1 over the smoke sweep's store; its base URL."""
+    root, _, _ = sweep
+    port = free_port()
+    log = (root / "mlflow-server.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store(root),
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        cwd=root, env=ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(180):
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None, (root / "mlflow-server.log").read_text()[-3000:]
+                time.sleep(1)
+        else:
+            pytest.fail("mlflow server did not answer /health in 180 s")
+        yield base
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+        log.close()
+
+
+def test_mlflow_ui_shows_the_sweep_configurations_seeds_and_curves(sweep, mlflow_ui, browser,
+                                                                     capsys):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    root, _, _ = sweep
+    runs = runs_of(store(root))
+    experiment = runs[0].info.experiment_id
+    configs = [r for r in runs if r.data.tags["emoref.kind"] == "configuration"]
+    ipr = next(r for r in configs if r.data.tags["emoref.method"] == "ipr")
+    seeds = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == ipr.info.run_id]
+    wait = WebDriverWait(browser, 90)
+
+    def shown(text: str):
+        return wait.until(lambda b: b.find_element(
+            By.XPATH, f"//a[.//span[normalize-space(text())='{text}']]"), f"{text!r} not shown")
+
+    def expand(name: str) -> None:  # the +/- button in the run's name cell of the runs table
+        row = shown(name).find_element(By.XPATH, "./ancestor::div[contains(@class,'ag-cell')][1]")
+        browser.execute_script("arguments[0].click()", row.find_element(By.TAG_NAME, "button"))
+
+    shots = root / "mlflow-ui"
+    shots.mkdir(exist_ok=True)
+    # The experiment's runs table: the sweep, then (expanded) its configurations, then the
+    # seeds of an IPR configuration.
+    browser.get(f"{mlflow_ui}/#/experiments/{experiment}/runs")
+    expand("smoke")
+    for config_run in configs:
+        shown(config_run.info.run_name)
+    expand(ipr.info.run_name)
+    for seed_run in seeds:
+        shown(seed_run.info.run_name)
+    browser.save_screenshot(str(shots / "runs.png"))
+    # An IPR seed's agreement curves (Fig. 3), drawn by the browser from the served artifact.
+    browser.get(f"{mlflow_ui}/#/experiments/{experiment}/runs/{seeds[0].info.run_id}"
+                "/artifacts/figures/agreement.png")
+    image = wait.until(lambda b: next(
+        (i for i in b.find_elements(By.TAG_NAME, "img")
+         if b.execute_script("return arguments[0].complete && arguments[0].naturalWidth", i)
+         >= 500), None), "the agreement figure was not drawn")
+    assert "figures/agreement.png" in browser.find_element(By.TAG_NAME, "body").text
+    assert image.size["width"] > 100
+    browser.save_screenshot(str(shots / "agreement.png"))
+    with capsys.disabled():
+        print(f"\nMLflow UI screenshots: {shots / 'runs.png'} {shots / 'agreement.png'}")
 
 
 def test_a_trial_that_raises_leaves_its_runs_failed_not_running(tmp_path):

@@ -16,7 +16,7 @@ from emoref.config import RunConfig
 from emoref.data.augment import Augmenter
 from emoref.data.manifest import Utterance
 from emoref.data.splits import AmbiguitySplit
-from emoref.metrics import prototype_similarity, weighted_accuracy
+from emoref.metrics import prototype_similarity, similarity_pairs, weighted_accuracy
 from emoref.methods import ipr_math
 from emoref.distributed import LOCAL, Runtime
 from emoref.methods.common import (BatchCycle, PerBatch, Reporter, Result, SERModel, annotation,
@@ -125,7 +125,9 @@ def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter,
         if prototypes is not None:
             z_d2 = ipr_math.pseudo_labels(k_d2, prototypes).numpy()
             metrics["agreement_prototype"] = weighted_accuracy(d2_hidden, z_d2)
-            extras["prototype_similarity"] = prototype_similarity(prototypes).tolist()
+            similarity = prototype_similarity(prototypes)
+            metrics.update(similarity_pairs(similarity, classes))
+            extras["prototype_similarity"] = similarity.tolist()
         rows.append({"epoch": epoch, **metrics})
         if is_selected(rows):  # keep the dev-selected weights, prototypes and D2 annotation
             kept = checkpoint("ipr", config, split, model, prototypes, epoch)
