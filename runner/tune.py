@@ -33,6 +33,7 @@ import argparse
 import dataclasses
 import json
 import os
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -143,6 +144,11 @@ def check_options(args: argparse.Namespace) -> None:
                  f"got {getattr(args, name)}")
     if args.cpus_per_trial <= 0:
         fail(f"--cpus-per-trial: expected a number > 0, got {args.cpus_per_trial}")
+    if "://" in str(args.storage_path) or str(args.storage_path).startswith(("s3:", "gs:")):
+        fail(f"--storage-path {args.storage_path}: expected a directory (trials write their seeds "
+             "there as files and the driver reads them back); on a cluster use a filesystem every "
+             "node mounts, and put Ray Train's checkpoints in object storage with "
+             "dist.storage=s3://...")
     if args.gpus_per_trial and args.workers_per_trial not in (0, args.gpus_per_trial):
         fail(f"--gpus-per-trial {args.gpus_per_trial}: each DDP worker takes one GPU, so it must "
              f"equal --workers-per-trial ({args.workers_per_trial})")
@@ -184,6 +190,7 @@ def resolve(args: argparse.Namespace) -> tuple[RunConfig, dict[str, Range], Any]
 def run_configuration(params: dict[str, Any], plan: Plan, split: Any) -> None:
     """A Tune trial. Trains each seed not yet finished on disk (so a restored trial, or a retried
     one, does not rerun a seed), and reports after each seed the mean over finished seeds."""
+    import ray
     from ray import tune
 
     params = dict(params)
@@ -211,9 +218,11 @@ def run_configuration(params: dict[str, Any], plan: Plan, split: Any) -> None:
                                    tags={"emoref.kind": "configuration", "emoref.trial": trial,
                                          "emoref.method": method})
     tracker.params(config_run, params)
+    node = ray.get_runtime_context().get_node_id()  # where it ran, for the record
     provenance = {"git_sha": git_sha(), "split_hash": split.hash, "corpus": config.corpus.name,
                   "corpus_summary": describe(split), "emoref.kind": "seed",
-                  "emoref.method": method, "emoref.trial": trial}
+                  "emoref.method": method, "emoref.trial": trial, "ray_node": node,
+                  "host": socket.gethostname()}
     pending = [s for s in range(base.seed, base.seed + plan.seeds) if s not in done]
     if not pending:  # every seed had finished before a restart: record and report them once
         with tracker.failing(config_run):
@@ -233,8 +242,9 @@ def run_configuration(params: dict[str, Any], plan: Plan, split: Any) -> None:
                 tracker.metrics(seed_run, [{"wall_s": wall}])
             tracker.finish(seed_run)
             done[seed] = outcome(method, seed_dir)
-            with (sweep / "seeds.log").open("a") as log:  # one line per finished seed, ever
-                log.write(f"{trial} {method} seed{seed} {wall:.1f}s\n")
+            # One line per finished seed, ever: trial, method, seed, wall time, Ray node.
+            with (sweep / "seeds.log").open("a") as log:
+                log.write(f"{trial} {method} seed{seed} {wall:.1f}s {node}\n")
             log_configuration(tracker, config_run, method, folder, done)
         if seed == pending[-1]:
             tracker.finish(config_run)
@@ -337,6 +347,61 @@ def start_ray(quiet: bool) -> None:
         ray.init(include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=not quiet)
 
 
+STORAGE_MARKER = ".emoref-storage-check"
+
+
+def unseen_storage(folders: list[Path], timeout_s: float = 120.0) -> list[str]:
+    """Which (node, folder) pairs of the running Ray cluster do not see `folders` as the driver
+    does: the driver writes a fresh token into each folder and a zero-CPU task pinned to every
+    alive node reads it back. One node: nothing to check."""
+    import uuid
+
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    nodes = [n for n in ray.nodes() if n["Alive"]]
+    if len(nodes) < 2:
+        return []
+    token = uuid.uuid4().hex
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / STORAGE_MARKER).write_text(token)
+
+    @ray.remote(num_cpus=0)
+    def reads(paths: list[str]) -> list[bool]:
+        return [Path(p).is_file() and Path(p).read_text() == token for p in paths]
+
+    markers = [str(folder / STORAGE_MARKER) for folder in folders]
+    probes = {n["NodeManagerAddress"] + " (" + n["NodeID"][:8] + ")": reads.options(
+        scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(markers)
+        for n in nodes}
+    unseen = []
+    for node, probe in probes.items():
+        seen = ray.get(probe, timeout=timeout_s)
+        unseen += [f"{folder} on node {node}" for folder, ok in zip(folders, seen) if not ok]
+    for folder in folders:
+        (folder / STORAGE_MARKER).unlink(missing_ok=True)
+    return unseen
+
+
+def check_storage(folder: Path, uri: str, created: bool) -> None:
+    """A sweep on several nodes: every trial writes its seeds under the sweep folder (and its runs
+    into a SQLite store, when that is the tracking URI) and the driver reads them back for the
+    report and for --resume, so each must be the same storage on every node. Exits 2 naming the
+    folder and the node otherwise, before any trial starts."""
+    folders = [folder]
+    if uri.startswith("sqlite:///"):
+        folders.append(Path(uri[len("sqlite:///"):]).parent)
+    unseen = unseen_storage(folders)
+    if not unseen:
+        return
+    if created:  # leave nothing behind of a sweep that never started
+        folder.rmdir()
+    fail("these folders are not the same storage on every Ray node: " + "; ".join(unseen) +
+         ". On several nodes put --storage-path on a filesystem every node mounts at the same "
+         "path (NFS, EFS, Lustre; cluster.yaml mounts one at /shared) and point MLflow at a "
+         "server (--tracking-uri http://<head>:5000) or a SQLite file on that filesystem.")
+
+
 def run_sweep(args: argparse.Namespace, plan: Plan, split: Any, space: dict[str, Range],
               base: RunConfig) -> None:
     from ray import tune
@@ -420,11 +485,17 @@ def main(argv: list[str] | None = None) -> Path:
                  f"{record['split_hash']}; this command gives {args.method} on {split.hash}")
         base = from_overrides(record["base_config"])
         args.seeds, args.num_samples = record["seeds"], record["num_samples"]
-    else:
-        if record_path.exists():
-            fail(f"{folder} already holds a sweep; pass --resume to continue it or --name for a "
-                 "new one")
-        folder.mkdir(parents=True)
+    elif record_path.exists():
+        fail(f"{folder} already holds a sweep; pass --resume to continue it or --name for a "
+             "new one")
+    # Everything the command line says is checked; now Ray (local, or the cluster of RAY_ADDRESS),
+    # and on several nodes the storage every node must share.
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    start_ray(args.quiet)
+    uri = record.get("tracking_uri") if args.resume else None
+    check_storage(folder, uri or tracking_uri(args.tracking_uri, Path("runs")), created)
+    if not args.resume:
         record = {"method": args.method, "corpus": base.corpus.name, "preset": args.preset,
                   "overrides": args.overrides, "space": {k: r.as_yaml() for k, r in space.items()},
                   "seeds": args.seeds, "num_samples": args.num_samples,
@@ -440,7 +511,6 @@ def main(argv: list[str] | None = None) -> Path:
                 experiment, sweep_run)
     try:
         with tracker.failing(sweep_run):
-            start_ray(args.quiet)
             run_sweep(args, plan, split, space, base)
             if args.method == "ipr" and not args.no_baselines:
                 run_baselines(args, plan, split)
