@@ -33,6 +33,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import socket
 import sys
 import time
@@ -144,7 +145,7 @@ def check_options(args: argparse.Namespace) -> None:
                  f"got {getattr(args, name)}")
     if args.cpus_per_trial <= 0:
         fail(f"--cpus-per-trial: expected a number > 0, got {args.cpus_per_trial}")
-    if "://" in str(args.storage_path) or str(args.storage_path).startswith(("s3:", "gs:")):
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:/", str(args.storage_path)):  # s3://, gs://, hdfs://
         fail(f"--storage-path {args.storage_path}: expected a directory (trials write their seeds "
              "there as files and the driver reads them back); on a cluster use a filesystem every "
              "node mounts, and put Ray Train's checkpoints in object storage with "
@@ -362,24 +363,29 @@ def unseen_storage(folders: list[Path], timeout_s: float = 120.0) -> list[str]:
     if len(nodes) < 2:
         return []
     token = uuid.uuid4().hex
-    for folder in folders:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / STORAGE_MARKER).write_text(token)
+    markers = [folder / STORAGE_MARKER for folder in folders]
 
     @ray.remote(num_cpus=0)
     def reads(paths: list[str]) -> list[bool]:
         return [Path(p).is_file() and Path(p).read_text() == token for p in paths]
 
-    markers = [str(folder / STORAGE_MARKER) for folder in folders]
-    probes = {n["NodeManagerAddress"] + " (" + n["NodeID"][:8] + ")": reads.options(
-        scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(markers)
-        for n in nodes}
     unseen = []
-    for node, probe in probes.items():
-        seen = ray.get(probe, timeout=timeout_s)
-        unseen += [f"{folder} on node {node}" for folder, ok in zip(folders, seen) if not ok]
-    for folder in folders:
-        (folder / STORAGE_MARKER).unlink(missing_ok=True)
+    try:
+        for marker in markers:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(token)
+        probes = {n["NodeManagerAddress"] + " (" + n["NodeID"][:8] + ")": reads.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(
+                [str(m) for m in markers]) for n in nodes}
+        for node, probe in probes.items():
+            try:
+                seen = ray.get(probe, timeout=timeout_s)
+            except ray.exceptions.GetTimeoutError:  # a node that cannot even answer
+                seen = [False] * len(folders)
+            unseen += [f"{folder} on node {node}" for folder, ok in zip(folders, seen) if not ok]
+    finally:
+        for marker in markers:
+            marker.unlink(missing_ok=True)
     return unseen
 
 
@@ -493,8 +499,9 @@ def main(argv: list[str] | None = None) -> Path:
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     start_ray(args.quiet)
-    uri = record.get("tracking_uri") if args.resume else None
-    check_storage(folder, uri or tracking_uri(args.tracking_uri, Path("runs")), created)
+    uri = (args.resume and record.get("tracking_uri")) or tracking_uri(args.tracking_uri,
+                                                                       Path("runs"))
+    check_storage(folder, uri, created)
     if not args.resume:
         record = {"method": args.method, "corpus": base.corpus.name, "preset": args.preset,
                   "overrides": args.overrides, "space": {k: r.as_yaml() for k, r in space.items()},
@@ -506,7 +513,7 @@ def main(argv: list[str] | None = None) -> Path:
         record_path.write_text(json.dumps(record, indent=2))
     print(f"sweep {folder}: {args.method}, {args.num_samples} configuration(s) x {args.seeds} "
           f"seed(s), split {split.hash}", flush=True)
-    tracker, experiment, sweep_run = open_sweep_run(args, record, folder, split)
+    tracker, experiment, sweep_run = open_sweep_run(uri, record, folder, split)
     plan = Plan(args.method, tuple(as_overrides(base)), args.seeds, str(folder), tracker,
                 experiment, sweep_run)
     try:
@@ -526,11 +533,11 @@ def main(argv: list[str] | None = None) -> Path:
     return folder
 
 
-def open_sweep_run(args: argparse.Namespace, record: dict, folder: Path, split: Any
+def open_sweep_run(uri: str, record: dict, folder: Path, split: Any
                    ) -> tuple[Tracker, str, str]:
     """The sweep's MLflow run: created with the sweep (its id kept in sweep.json), reopened by
     --resume, where runs the killed driver left RUNNING are first marked KILLED."""
-    tracker = Tracker(record.get("tracking_uri") or tracking_uri(args.tracking_uri, Path("runs")))
+    tracker = Tracker(uri)
     experiment = tracker.experiment(f"{record['method']}-{record['corpus']}")
     sweep_run = record.get("sweep_run")
     if sweep_run:

@@ -112,3 +112,14 @@ def test_cli_rejects_bad_options_before_ray_starts(tmp_path, args, message):
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert "Ray" not in done.stdout + done.stderr
+
+
+def test_cli_refuses_an_object_store_as_the_sweep_folder(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "runner.tune", "ipr", "--smoke-test", "--storage-path",
+         "s3://bucket/sweeps", f"corpus.cache_dir={tmp_path / 'cache'}"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
+        text=True, timeout=300)
+    assert done.returncode == 2 and "--storage-path s3:/bucket/sweeps: expected a directory" in \
+        done.stderr, done.stderr
+    assert not list(tmp_path.glob("s3*"))  # no folder named after the URI either
