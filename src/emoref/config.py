@@ -208,7 +208,20 @@ class EncoderConfig:
     pretrained: bool = False  # false: build `size` from its config with random weights
     size: str = "base"  # wav2vec2 architecture when pretrained=false: one of WAV2VEC2_SIZES
     freeze_feature_extractor: bool = True  # wav2vec2: keep the convolutional front end fixed
-    freeze: bool = False  # keep the whole encoder fixed (only the heads train)
+    # Keep the whole encoder fixed, in eval mode; only the heads train. Each utterance is then
+    # encoded once as its centred crop (view 0) and K augmented views (`views`), cached on disk
+    # (emoref.data.features), and every trial and seed reads the cache: training sees no random
+    # crops, and IPR's x_aug is one of the K views, drawn per step. Fine-tuning (false) is the
+    # papers' setting.
+    freeze: bool = False
+    cache: bool = True  # freeze: read embeddings from the cache; false: encode again at every use
+    views: int = 8  # freeze: augmented views per utterance, K (IPR's x_aug draws one per step)
+    # wav2vec2: the transformer layer whose frames are pooled, 0..num_hidden_layers (0: the
+    # feature projection, before any transformer layer); -1: the last (the paper's choice).
+    layer: int = -1
+    # freeze with pretrained=false: a random encoder is a fixed feature map initialised from this
+    # seed (not the run seed), so every seed and trial shares one map and one cache.
+    init_seed: int = 0
     cnn_channels: int = 16  # logmel_cnn: channels of the first block (doubles per block)
     cnn_blocks: int = 3  # logmel_cnn: conv blocks, each halving time and frequency
     embed_dim: int = 128  # logmel_cnn: pooled embedding size (wav2vec2: its hidden size)
@@ -222,6 +235,10 @@ class EncoderConfig:
         _require(self.cnn_channels >= 1, "cnn_channels", "an integer >= 1", self.cnn_channels)
         _require(1 <= self.cnn_blocks <= 5, "cnn_blocks", "an integer in [1, 5]", self.cnn_blocks)
         _require(self.embed_dim >= 2, "embed_dim", "an integer >= 2", self.embed_dim)
+        _require(1 <= self.views <= 64, "views", "an integer in [1, 64]", self.views)
+        _require(self.layer >= -1, "layer", "-1 (the last) or a layer index >= 0", self.layer)
+        _require(self.layer == -1 or self.kind == "wav2vec2", "layer",
+                 "-1 for logmel_cnn (layers are a wav2vec2 choice)", self.layer)
 
 
 @dataclass(frozen=True)
@@ -381,6 +398,9 @@ class EPRConfig:
     # Statistics of each emotion-profile dimension over an utterance's segments, the random
     # forest's input (K x len(statistics) features); q25/q75 are the quartiles.
     statistics: tuple[str, ...] = EPR_STATISTICS
+    # Read log-Mel frames from the on-disk feature cache shared by every trial, seed and fold
+    # (emoref.data.features); false computes them from the audio again.
+    cache: bool = True
     forest_trees: int = 100  # random forest size (scikit-learn's default; the paper used defaults)
     # The utterance whose emotion profile is drawn across stages (Figs. 2, 4); empty: the first
     # utterance of the first test fold. Its profiles always come from networks that never saw it.

@@ -34,20 +34,26 @@ class SegmentBank:
 
 
 def build_bank(waves: Sequence[np.ndarray], audio: AudioConfig) -> SegmentBank:
-    """Log-Mel per utterance, then 32-frame segments every `segment_hop` frames. An utterance
-    shorter than one segment is padded with its own minimum (silence in log-Mel terms)."""
+    """Log-Mel per utterance (`data.audio.LogMel`), then `bank_from_frames`."""
     logmel = LogMel(audio)
-    n_frames, chunks, starts, owner = 0, [], [], []
     with torch.no_grad():
-        for position, wave in enumerate(waves):
-            mel = logmel(torch.from_numpy(np.asarray(wave, dtype=np.float32))).T  # (frames, n_mels)
-            if len(mel) < audio.segment_frames:
-                pad = mel.min().expand(audio.segment_frames - len(mel), mel.shape[1])
-                mel = torch.cat([mel, pad])
-            count = segment_count(len(mel), audio.segment_frames, audio.segment_hop)
-            starts.append(n_frames + audio.segment_hop * np.arange(count))
-            owner.append(np.full(count, position))
-            chunks.append(mel)
-            n_frames += len(mel)
+        mels = [logmel(torch.from_numpy(np.asarray(w, dtype=np.float32))).T.numpy() for w in waves]
+    return bank_from_frames(mels, audio)
+
+
+def bank_from_frames(mels: Sequence[np.ndarray], audio: AudioConfig) -> SegmentBank:
+    """(frames, n_mels) log-Mel per utterance -> 32-frame segments every `segment_hop` frames. An
+    utterance shorter than one segment is padded with its own minimum (silence in log-Mel terms)."""
+    n_frames, chunks, starts, owner = 0, [], [], []
+    for position, mel in enumerate(mels):
+        mel = torch.from_numpy(np.asarray(mel, dtype=np.float32))
+        if len(mel) < audio.segment_frames:
+            pad = mel.min().expand(audio.segment_frames - len(mel), mel.shape[1])
+            mel = torch.cat([mel, pad])
+        count = segment_count(len(mel), audio.segment_frames, audio.segment_hop)
+        starts.append(n_frames + audio.segment_hop * np.arange(count))
+        owner.append(np.full(count, position))
+        chunks.append(mel)
+        n_frames += len(mel)
     return SegmentBank(torch.cat(chunks).contiguous(), np.concatenate(starts),
                        np.concatenate(owner), audio.segment_frames)

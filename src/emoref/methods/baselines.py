@@ -37,10 +37,10 @@ def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter, runtime: R
     check_ambiguity_split(split)
     rng1, rng2 = seed_everything(config.seed)
     train, classes, n_classes = config.train, split.classes, len(split.classes)
-    parts = load_parts(config, split)
-    (d1_waves, d1_y), (d2_waves, d2_truth) = parts.d1, parts.d2
     model = SERModel(config, n_classes)
     net = runtime.prepare(PerBatch(model))  # DDP-wrapped with several workers; `model` evaluates
+    parts = load_parts(config, split, model, runtime)  # waveforms, or frozen-encoder embeddings
+    (d1_waves, d1_y), (d2_waves, d2_truth) = parts.d1, parts.d2
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=train.lr,
                                   weight_decay=train.weight_decay)
     d1_batches = BatchCycle(len(d1_waves), train.batch_size, rng1, min_size=runtime.world)

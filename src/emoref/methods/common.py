@@ -15,6 +15,8 @@ from torch import nn
 
 from emoref.config import RunConfig, as_overrides
 from emoref.data.audio import AudioCache, collate
+from emoref.data.augment import Augmenter
+from emoref.data.features import FrozenInputs
 from emoref.data.manifest import DataError, Utterance
 from emoref.distributed import LOCAL, Runtime, restore_rng, rng_state
 from emoref.methods.ipr_math import beta_schedule
@@ -61,16 +63,27 @@ class Result:
 
 
 class SERModel(nn.Module):
-    """Encoder -> pooled h; classifier(h) -> logits; projection(h) -> unit k (prototype space)."""
+    """Encoder -> pooled h; classifier(h) -> logits; projection(h) -> unit k (prototype space).
+    A frozen encoder (encoder.freeze) stays in eval mode, and its embeddings usually come from the
+    feature cache: then `forward` gets h itself (mask None)."""
 
     def __init__(self, config: RunConfig, n_classes: int) -> None:
         super().__init__()
         self.encoder = build_encoder(config.encoder, config.audio)
+        self.frozen = config.encoder.freeze
         self.classifier = Classifier(self.encoder.dim, n_classes, config.head)
         self.projection = Projection(self.encoder.dim, config.head)
 
-    def forward(self, wave: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.encoder(wave, mask)
+    def train(self, mode: bool = True) -> "SERModel":
+        super().train(mode)
+        if self.frozen:
+            self.encoder.eval()  # no dropout, fixed BatchNorm statistics: a fixed feature map
+        return self
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T) waveform and mask, or (B, D) frozen-encoder embeddings with mask None."""
+        h = x if mask is None else self.encoder(x, mask)
         return self.classifier(h), self.projection(h)
 
 
@@ -94,18 +107,30 @@ def load_waves(utterances: Sequence[Utterance], config: RunConfig, corpus: str) 
     return [cache.get(u.path) for u in utterances]
 
 
+# What a model reads: waveforms, or with a frozen encoder its embeddings (emoref.data.features).
+Inputs = list[np.ndarray] | FrozenInputs
+
+
+def load_inputs(utterances: Sequence[Utterance], config: RunConfig, model: SERModel,
+                runtime: Runtime = LOCAL) -> Inputs:
+    if config.encoder.freeze:
+        return FrozenInputs(utterances, config, model.encoder, runtime.device)
+    return load_waves(utterances, config, config.corpus.name)
+
+
 @dataclass(frozen=True)
 class Parts:
-    """An ambiguity split's audio in memory with its labels (D2's only measure agreement)."""
+    """An ambiguity split's inputs in memory with their labels (D2's only measure agreement)."""
 
-    d1: tuple[list[np.ndarray], np.ndarray]  # (waves, labels)
-    d2: tuple[list[np.ndarray], np.ndarray]  # (waves, hidden labels)
-    evaluation: dict[str, tuple[list[np.ndarray], np.ndarray]]  # dev selects, d3 only reports
+    d1: tuple[Inputs, np.ndarray]  # (inputs, labels)
+    d2: tuple[Inputs, np.ndarray]  # (inputs, hidden labels)
+    evaluation: dict[str, tuple[Inputs, np.ndarray]]  # dev selects, d3 only reports
 
 
-def load_parts(config: RunConfig, split: Any) -> Parts:
-    def part(utterances: Sequence[Utterance]) -> tuple[list[np.ndarray], np.ndarray]:
-        return (load_waves(utterances, config, config.corpus.name),
+def load_parts(config: RunConfig, split: Any, model: SERModel, runtime: Runtime = LOCAL) -> Parts:
+    """Each part's inputs (`load_inputs`) and labels; `model` is on runtime.device already."""
+    def part(utterances: Sequence[Utterance]) -> tuple[Inputs, np.ndarray]:
+        return (load_inputs(utterances, config, model, runtime),
                 label_array(utterances, split.classes))
     return Parts(d1=part(split.d1), d2=part(split.d2),
                  evaluation={"dev": part(split.dev), "d3": part(split.d3)})
@@ -183,18 +208,42 @@ def steps_per_epoch(config: RunConfig, n_d1: int, n_d2: int, uses_d2: bool) -> i
     return min(steps, cap) if cap else steps
 
 
-def make_batch(waves: Sequence[np.ndarray], idx: np.ndarray, config: RunConfig, train: bool,
+def make_batch(waves: Inputs, idx: np.ndarray, config: RunConfig, train: bool,
                rng: np.random.Generator | None, runtime: Runtime = LOCAL,
-               keep: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               keep: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """This rank's rows of the global batch `idx` (all of them in one process), on its device:
     `keep`, or by default `runtime.shard(len(idx))`. Crops and padding are drawn for the whole
-    global batch."""
+    global batch. Frozen-encoder inputs give (rows' clean embeddings, None)."""
     max_samples = int(config.audio.max_seconds * config.audio.sample_rate)
     if keep is None and runtime.world > 1:
         keep = runtime.shard(len(idx))
+    if isinstance(waves, FrozenInputs):
+        rows = np.asarray(idx) if keep is None else np.asarray(idx)[keep]
+        return waves.embed(rows).to(runtime.device), None
     wave, mask = collate([waves[i] for i in idx], max_samples, "random" if train else "center", rng,
                          keep=keep)
     return wave.to(runtime.device), mask.to(runtime.device)
+
+
+def view_pair_batch(d2: Inputs, idx: np.ndarray, augment: Augmenter, config: RunConfig,
+                    rng: np.random.Generator, runtime: Runtime = LOCAL
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """IPR's D2 views, x and its augmented version, as one batch of 2N (this rank's x rows, then
+    the same rows' x_aug). One seed per row is drawn for the global batch: it seeds the
+    augmentation of the waveform, or with a frozen encoder picks one of its K cached views."""
+    n, mine = len(idx), runtime.shard(len(idx))
+    seeds = np.array([int(rng.integers(2**31)) for _ in idx], dtype=np.int64)
+    if isinstance(d2, FrozenInputs):
+        rows = np.asarray(idx)[mine]
+        views = d2.embed(np.concatenate([rows, rows]),
+                         np.concatenate([np.zeros(len(rows), int), 1 + seeds[mine] % d2.n_views]))
+        return views.to(runtime.device), None
+    # Only this rank's rows are augmented; the others are stand-ins of the same length.
+    views = [d2[i] for i in idx]
+    views += [augment(d2[i], int(s)) if j in mine else d2[i]
+              for j, (i, s) in enumerate(zip(idx, seeds))]
+    return make_batch(views, np.arange(2 * n), config, True, rng, runtime,
+                      keep=np.concatenate([mine, mine + n]))
 
 
 class PerBatch(nn.Module):
@@ -211,7 +260,7 @@ class PerBatch(nn.Module):
 
 
 @torch.no_grad()
-def predict(model: SERModel, waves: Sequence[np.ndarray], config: RunConfig,
+def predict(model: SERModel, waves: Inputs, config: RunConfig,
             runtime: Runtime = LOCAL) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, C) logits and (N, P) unit embeddings of centred crops, in eval mode, on CPU. Chunks of
     32 as in one process; with several ranks each predicts its shard of a chunk and all gather."""
@@ -230,7 +279,7 @@ def predict(model: SERModel, waves: Sequence[np.ndarray], config: RunConfig,
     return torch.cat(logits), torch.cat(ks)
 
 
-def evaluate(model: SERModel, parts: dict[str, tuple[list[np.ndarray], np.ndarray]],
+def evaluate(model: SERModel, parts: dict[str, tuple[Inputs, np.ndarray]],
              config: RunConfig, n_classes: int, runtime: Runtime = LOCAL
              ) -> tuple[dict[str, float], dict[str, Any]]:
     """WA/UA/F1 on each labelled evaluation part; D3's confusion matrix as an extra."""

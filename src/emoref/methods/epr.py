@@ -23,11 +23,12 @@ from sklearn.ensemble import RandomForestClassifier
 from torch.nn import functional as F
 
 from emoref.config import RunConfig
-from emoref.data.segments import SegmentBank, build_bank
+from emoref.data.features import logmel_frames
+from emoref.data.segments import SegmentBank, bank_from_frames
 from emoref.data.splits import KFoldSplit
 from emoref.methods import epr_math
 from emoref.distributed import LOCAL, Runtime, restore_rng, rng_state
-from emoref.methods.common import Reporter, Result, label_array, load_waves, soft_cross_entropy
+from emoref.methods.common import Reporter, Result, label_array, soft_cross_entropy
 from emoref.metrics import classification_report
 from emoref.models.vgg import VGG
 
@@ -58,7 +59,8 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runti
     utterances = list({u.id: u for fold in split.folds for u in (*fold.test, *fold.train)}.values())
     position = {u.id: i for i, u in enumerate(utterances)}
     labels = label_array(utterances, classes)
-    bank = build_bank(load_waves(utterances, config, config.corpus.name), config.audio)
+    # Log-Mel frames from the feature cache every trial, seed and fold shares (epr.cache).
+    bank = bank_from_frames(logmel_frames(utterances, config, cache=epr.cache), config.audio)
     onehot = F.one_hot(torch.from_numpy(labels[bank.owner]), n_classes).float()  # (S, K)
     predicted = np.full((epr.depth, len(utterances)), -1)
     # Dev UA per (stage, fold): the model-selection signal sweeps optimise (see below).

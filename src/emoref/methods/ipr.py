@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -21,9 +20,9 @@ from emoref.methods import ipr_math
 from emoref.distributed import LOCAL, Runtime
 from emoref.methods.common import (BatchCycle, PerBatch, Reporter, Result, SERModel, annotation,
                                    check_ambiguity_split, checkpoint, d2_weight, evaluate,
-                                   is_selected, load_parts, load_waves, loop_state, make_batch,
+                                   is_selected, load_inputs, load_parts, loop_state, make_batch,
                                    predict, result, resume_loop, seed_everything,
-                                   steps_per_epoch)
+                                   steps_per_epoch, view_pair_batch)
 
 
 def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter,
@@ -31,10 +30,10 @@ def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter,
     check_ambiguity_split(split)
     rng1, rng2 = seed_everything(config.seed)
     ipr, train, classes = config.ipr, config.train, split.classes
-    parts = load_parts(config, split)
-    (d1_waves, d1_y), (d2_waves, d2_hidden) = parts.d1, parts.d2
     model = SERModel(config, len(classes))
     net = runtime.prepare(PerBatch(model))  # DDP-wrapped with several workers; `model` evaluates
+    parts = load_parts(config, split, model, runtime)  # waveforms, or frozen-encoder embeddings
+    (d1_waves, d1_y), (d2_waves, d2_hidden) = parts.d1, parts.d2
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=train.lr,
                                   weight_decay=train.weight_decay)
     augment = Augmenter(config.augment, config.audio.sample_rate, config.corpus.cache_dir)
@@ -69,12 +68,7 @@ def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter,
                 # are drawn for the global batch; only this rank's views are augmented.
                 idx2 = next(d2_batches)
                 n, mine2 = len(idx2), runtime.shard(len(idx2))
-                seeds = [int(rng2.integers(2**31)) for _ in idx2]
-                views = [d2_waves[i] for i in idx2]
-                views += [augment(d2_waves[i], s) if j in mine2 else d2_waves[i]
-                          for j, (i, s) in enumerate(zip(idx2, seeds))]
-                batches.append(make_batch(views, np.arange(2 * n), config, True, rng2, runtime,
-                                          keep=np.concatenate([mine2, mine2 + n])))
+                batches.append(view_pair_batch(d2_waves, idx2, augment, config, rng2, runtime))
             with runtime.autocast():
                 outputs = net(batches)
             logits = outputs[0][0].float()
@@ -155,6 +149,6 @@ def annotate(saved: dict[str, Any], utterances: Sequence[Utterance], config: Run
     `config` is the checkpoint's own config with any corpus or audio-cache overrides applied."""
     model = SERModel(config, len(saved["classes"]))
     model.load_state_dict(saved["model"])
-    logits, k = predict(model, load_waves(utterances, config, config.corpus.name), config)
+    logits, k = predict(model, load_inputs(utterances, config, model), config)
     return soft_annotation(utterances, saved["classes"], logits, k, saved["prototypes"],
                            config.ipr.tau)

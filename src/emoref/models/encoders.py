@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from emoref.config import AudioConfig, EncoderConfig
+from emoref.config import AudioConfig, ConfigError, EncoderConfig
 from emoref.data.audio import LogMel
 
 # Architectures for encoder.pretrained=false. "base" is facebook/wav2vec2-base's; "tiny" keeps the
@@ -38,6 +38,12 @@ class Wav2Vec2Encoder(nn.Module):
         if config.freeze_feature_extractor:
             self.model.freeze_feature_encoder()
         self.dim = self.model.config.hidden_size
+        layers = self.model.config.num_hidden_layers
+        if config.layer > layers:
+            name = config.model if config.pretrained else config.size
+            raise ConfigError(f"encoder.layer: expected -1 or 0..{layers} ({name} has {layers} "
+                              f"layers), got {config.layer}")
+        self.layer = config.layer
 
     def forward(self, wave: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         # (B, T) samples -> (B, F, D) frames; F from the conv stack's output lengths. Checkpoints with
@@ -45,7 +51,10 @@ class Wav2Vec2Encoder(nn.Module):
         # attention mask, and transformers documents not passing one to them; the pooling below
         # still averages only the valid frames.
         use_mask = self.model.config.feat_extract_norm == "layer"
-        hidden = self.model(wave, attention_mask=mask.long() if use_mask else None).last_hidden_state
+        out = self.model(wave, attention_mask=mask.long() if use_mask else None,
+                         output_hidden_states=self.layer != -1)
+        # hidden_states[0] is the projected features, [i] the output of transformer layer i.
+        hidden = out.last_hidden_state if self.layer == -1 else out.hidden_states[self.layer]
         lengths = self.model._get_feat_extract_output_lengths(mask.sum(1))
         valid = torch.arange(hidden.shape[1], device=wave.device)[None, :] < lengths[:, None]
         return masked_mean(hidden, valid)
@@ -87,7 +96,17 @@ class LogMelCNN(nn.Module):
 
 
 def build_encoder(config: EncoderConfig, audio: AudioConfig) -> nn.Module:
-    encoder = Wav2Vec2Encoder(config) if config.kind == "wav2vec2" else LogMelCNN(config, audio)
+    def build() -> nn.Module:
+        return Wav2Vec2Encoder(config) if config.kind == "wav2vec2" else LogMelCNN(config, audio)
+
+    if config.freeze and not config.pretrained:
+        # A frozen random encoder is one fixed feature map for every seed (config.init_seed); the
+        # caller's generator is left as it was, so the heads still initialise from the run seed.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.init_seed)
+            encoder = build()
+    else:
+        encoder = build()
     if config.freeze:
         for parameter in encoder.parameters():
             parameter.requires_grad_(False)
