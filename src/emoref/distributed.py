@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import tempfile
+import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,7 +214,9 @@ class RankReporter:
             ray.train.report({}, checkpoint=None)
             return
         metrics = {**metrics, "attempt": float(self.attempt)}
-        self.history.append((epoch, metrics, extras))
+        # When the worker reported (epoch times, e.g. bench/ray_overhead.py); not a metric, so
+        # the rows of a Ray run stay equal to those of the same run in one process.
+        self.history.append((epoch, metrics, {**extras, "reported_at": time.time()}))
         if self.echo:
             shown = "  ".join(f"{k} {v:.4f}" for k, v in list(metrics.items())[:8])
             print(f"step {epoch:3d}  {shown}", flush=True)

@@ -73,6 +73,8 @@ def test_smoke_sweep_finishes_every_trial_with_the_asked_seeds(sweep):
         assert len(list((folder / "baselines" / baseline).glob("seed*/config.txt"))) == 3
     runs = ledger(folder)
     assert len(runs) == len(set(runs)) == 2 * 3 + 3 * 3  # every seed trained exactly once
+    # Trials without DDP workers train in their own process: no Ray Train run was ever started.
+    assert not (folder / "train").exists()
     # The first configuration is the unsearched default (the cpu preset's IPR values).
     first = json.loads((trials[0] / "params.json").read_text())
     starts = [json.loads((t / "params.json").read_text()) for t in trials]
