@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install browser test demo clean
+.PHONY: install browser test demo bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ test: install browser
 
 demo: install
 	$(PY) -m runner.tune ipr
+
+bench: install  # benchmarks side by side, ratios printed (BENCHMARKS.md)
+	$(PY) -m bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache runs
