@@ -81,3 +81,24 @@ def test_augmenter_is_seeded_and_changes_audio(tmp_path):
     assert np.array_equal(state, np.random.get_state()[1])  # global generators restored
     nothing = Augmenter(AugmentConfig(noise_p=0, gain_p=0, reverb_p=0, pitch_p=0), 16000, tmp_path)
     assert np.array_equal(nothing(wave, 1), wave)
+
+
+def test_impulse_responses_do_not_depend_on_what_exists_and_survive_concurrent_writers(tmp_path):
+    from concurrent.futures import ProcessPoolExecutor
+
+    from emoref.data.augment import synthetic_impulse_responses
+
+    fresh = synthetic_impulse_responses(tmp_path / "fresh", (0.2, 0.6), 16000, count=6)
+    partial = tmp_path / "partial"
+    synthetic_impulse_responses(partial, (0.2, 0.6), 16000, count=6)
+    for i in (0, 2):  # regenerate some, the others already there
+        (partial / f"rir_{i:02d}.wav").unlink()
+    synthetic_impulse_responses(partial, (0.2, 0.6), 16000, count=6)
+    shared = tmp_path / "shared"
+    with ProcessPoolExecutor(2) as pool:  # two trials creating the same folder at once
+        list(pool.map(synthetic_impulse_responses, [shared] * 4, [(0.2, 0.6)] * 4,
+                      [16000] * 4, [6] * 4))
+    for folder in (partial, shared):
+        assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in fresh.iterdir())
+        for path in fresh.iterdir():
+            assert (folder / path.name).read_bytes() == path.read_bytes()

@@ -8,7 +8,9 @@ files can be assumed on a user's machine. They are written once to the cache and
 
 from __future__ import annotations
 
+import os
 import random
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -18,23 +20,30 @@ from audiomentations import AddGaussianSNR, ApplyImpulseResponse, Compose, Gain,
 from emoref.config import AugmentConfig
 
 N_IMPULSE_RESPONSES = 16
+# Bumped whenever the generated responses change, so caches built on older ones (folders of
+# responses, frozen-encoder embeddings of augmented views) are not mixed with new ones.
+IMPULSE_RESPONSES_VERSION = 2
 
 
 def synthetic_impulse_responses(directory: Path, rt60: tuple[float, float], sample_rate: int,
                                 count: int = N_IMPULSE_RESPONSES) -> Path:
-    """Write `count` room impulse responses (WAV) into `directory`; returns the directory."""
+    """Write `count` room impulse responses (WAV) into `directory`; returns the directory.
+
+    Safe when several trials share the folder: response i comes from its own generator (so it is
+    the same whichever files already exist), each is written under a name private to this
+    process and renamed into place atomically."""
     directory.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(1234)
     for i, t60 in enumerate(np.linspace(rt60[0], rt60[1], count)):
         path = directory / f"rir_{i:02d}.wav"
         if path.is_file():
             continue
+        rng = np.random.default_rng([1234, i])
         n = int(t60 * sample_rate)
         decay = np.exp(-6.9078 * np.arange(n) / n)  # -60 dB at t60
         response = rng.standard_normal(n) * decay
         response[0] = 1.0  # direct path
         response /= np.abs(response).max()
-        tmp = path.with_suffix(".tmp.wav")
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.{uuid.uuid4().hex}.tmp.wav")
         sf.write(tmp, response.astype(np.float32), sample_rate, subtype="FLOAT")
         tmp.replace(path)
     return directory
@@ -46,7 +55,8 @@ class Augmenter:
     def __init__(self, config: AugmentConfig, sample_rate: int, cache_dir: str | Path) -> None:
         self.sample_rate = sample_rate
         ir_dir = (Path(cache_dir).expanduser() / "impulse_responses" /
-                  f"{sample_rate}_{config.reverb_rt60[0]:g}_{config.reverb_rt60[1]:g}")
+                  f"v{IMPULSE_RESPONSES_VERSION}_{sample_rate}_{config.reverb_rt60[0]:g}_"
+                  f"{config.reverb_rt60[1]:g}")
         transforms = [
             AddGaussianSNR(min_snr_db=config.noise_snr_db[0], max_snr_db=config.noise_snr_db[1],
                            p=config.noise_p),

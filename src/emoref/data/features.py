@@ -43,7 +43,7 @@ from torch import nn
 
 from emoref.config import RunConfig
 from emoref.data.audio import AudioCache, LogMel, crop_or_pad
-from emoref.data.augment import Augmenter
+from emoref.data.augment import IMPULSE_RESPONSES_VERSION, Augmenter
 from emoref.data.manifest import Utterance
 
 # Bump when what a cached value means changes (a new pooling, a different crop): old entries are
@@ -171,6 +171,7 @@ def embedding_spec(config: RunConfig, weights: str, view: int) -> dict[str, Any]
         spec["logmel"] = logmel_spec(config)
     if view:
         spec["augment"] = dataclasses.asdict(config.augment)
+        spec["impulse_responses"] = IMPULSE_RESPONSES_VERSION
     return spec
 
 
