@@ -31,8 +31,8 @@ class Figure:
         return statistics.median(self.values)
 
     def text(self) -> str:
-        spread = f" (min {min(self.values):.4g}, max {max(self.values):.4g}, n={len(self.values)})" \
-            if len(self.values) > 1 else " (n=1)"
+        low, high, n = min(self.values), max(self.values), len(self.values)
+        spread = f" (min {low:.4g}, max {high:.4g}, n={n})" if n > 1 else " (n=1)"
         return f"{self.name}: median {self.median:.4g} {self.unit}{spread}"
 
 

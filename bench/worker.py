@@ -1,8 +1,10 @@
-"""One training in its own process, for pair 3: `python -m bench.worker THREADS GO OUT key=value...`.
+"""One training in its own process, for pair 3.
 
-Loads the corpus and split, writes OUT with suffix .ready, then waits for the file GO to exist, trains IPR with THREADS torch
-threads and writes {"start": ..., "end": ...} (wall-clock seconds) to OUT. Waiting on GO lets two
-workers start training together, after both paid their imports."""
+`python -m bench.worker THREADS GO OUT key=value...`:
+
+Loads the corpus and split, writes OUT with suffix .ready, then waits for the file GO to exist,
+trains IPR with THREADS torch threads and writes {"start": ..., "end": ...} (wall-clock seconds)
+to OUT. Waiting on GO lets two workers start training together, after both paid their imports."""
 
 from __future__ import annotations
 

@@ -20,11 +20,11 @@ def test_bench_quick_runs_every_pair_and_prints_ratios(tmp_path):
                            "--work", str(tmp_path / "work")], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    for number in range(1, 6):
+    for number in range(1, 7):
         assert f"== {number}." in done.stdout
-    assert done.stdout.count("RATIO ") >= 5
+    assert done.stdout.count("RATIO ") >= 6
     results = json.loads(out.read_text())
-    assert len(results) == 5
+    assert len(results) == 6
     for result in results:
         assert result["ratios"] and all(math.isfinite(v) for v in result["ratios"].values())
         for figure in result["figures"]:
