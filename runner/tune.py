@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emoref import figures
+from emoref import distributed, figures
 from emoref.config import (PRESETS, ConfigError, RunConfig, as_overrides, build_config, flatten,
                            from_overrides)
 from emoref.data.splits import describe
@@ -339,15 +339,6 @@ def trainable(args: argparse.Namespace, plan: Plan, split: Any) -> Any:
                                resources)
 
 
-def start_ray(quiet: bool) -> None:
-    import ray
-    if not ray.is_initialized():
-        # The dashboard (bound to this machine only) serves the State API that Ray Train's
-        # placement-group cleaner needs (../RAY-NOTES: without it a stopped Train run can keep
-        # its resources and the next trial waits forever).
-        ray.init(include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=not quiet)
-
-
 STORAGE_MARKER = ".emoref-storage-check"
 
 
@@ -498,7 +489,7 @@ def main(argv: list[str] | None = None) -> Path:
     # and on several nodes the storage every node must share.
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    start_ray(args.quiet)
+    distributed.start_ray(echo=not args.quiet)
     uri = (args.resume and record.get("tracking_uri")) or tracking_uri(args.tracking_uri,
                                                                        Path("runs"))
     check_storage(folder, uri, created)

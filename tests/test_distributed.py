@@ -58,3 +58,24 @@ def test_mixed_precision_is_for_gpu_workers_and_checked_before_anything_runs():
     with pytest.raises(ConfigError, match="precision"):
         build_config("smoke", ["train.precision=fp8"])
     assert build_config("smoke", ["gpu=true", "workers=1", "train.precision=bf16"]).gpu
+
+
+def test_a_ray_address_file_is_stale_only_when_nothing_answers(tmp_path, monkeypatch):
+    import socket
+
+    from emoref.distributed import stale_ray_address
+
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert stale_ray_address() is None  # no file: nothing to connect to
+    (tmp_path / "ray").mkdir()
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        live = f"127.0.0.1:{listening.getsockname()[1]}"
+        (tmp_path / "ray" / "ray_current_cluster").write_text(live + "\n")
+        assert stale_ray_address() is None  # a cluster answers: ray.init() connects to it
+    # The listener is closed: the same address is now a cluster that is gone.
+    assert stale_ray_address() == live
+    monkeypatch.setenv("RAY_ADDRESS", live)
+    assert stale_ray_address() is None  # an explicit address: Ray uses it, the file is not read

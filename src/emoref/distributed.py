@@ -312,6 +312,61 @@ def run_name(method: str, config: Any, split_hash: str) -> str:
     return f"{config.dist.name or method + '-' + config.corpus.name}-seed{config.seed}-{key}"
 
 
+def stale_ray_address(timeout_s: float = 2.0) -> str | None:
+    """The address in Ray's "latest cluster on this machine" file when nothing answers there.
+
+    `ray start` and Ray's test clusters write that file, and `ray.init()` without an address
+    connects to whatever it names before it would start a local instance. A node that was killed
+    (a crashed `ray start`, an interrupted test) leaves the file behind, and `ray.init()` then waits
+    on a GCS that is gone; so does the State API inside Train's workers. None when RAY_ADDRESS is
+    set (Ray uses that), when there is no file, or when its GCS accepts a connection."""
+    import os
+    import socket
+
+    from ray._private.utils import read_ray_address
+
+    if os.environ.get("RAY_ADDRESS"):
+        return None
+    address = read_ray_address()
+    if not address:
+        return None
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return None
+    except (OSError, ValueError):
+        return address
+
+
+def start_ray(echo: bool = True, local: bool = False, **init: Any) -> None:
+    """Connect to the cluster of RAY_ADDRESS, or to the one `ray start` (or `ray up`) left running
+    on this machine, or start a local instance; `local=True` always starts a private one (with
+    `init`'s resources, as the tests and benchmarks do). A stale address file (its cluster is
+    gone) is removed first, as `ray stop` would, and said so: it would otherwise make `ray.init()`
+    hang, and the State API in Train's workers would query a cluster that is not there."""
+    import sys
+
+    import ray
+    from ray._common.utils import get_ray_address_file
+
+    if ray.is_initialized():
+        return
+    stale = stale_ray_address()
+    if stale is not None:
+        path = Path(get_ray_address_file(None))
+        print(f"emoref: {path} names a Ray cluster at {stale} that does not answer (a node that "
+              "did not shut down cleanly); removing the file and starting a local Ray instance",
+              file=sys.stderr)
+        with contextlib.suppress(FileNotFoundError):
+            if path.read_text().strip() == stale:  # not rewritten by a `ray start` since
+                path.unlink()
+    # The dashboard (bound to this machine only) serves the State API that Ray Train's
+    # placement-group cleaner queries (RAY-NOTES: without it a stopped Train run can keep its
+    # resources and the next trial waits forever).
+    init = {"include_dashboard": True, "dashboard_host": "127.0.0.1", **init}
+    ray.init(address="local" if local else None, log_to_driver=echo, **init)
+
+
 def fit(method: str, config: Any, split: Any, reporter: Callable, echo: bool = True) -> Any:
     """Train `method` through a Ray Train TorchTrainer with config.workers workers (gloo on CPU,
     NCCL on GPU). The report history reaches `reporter` once training ends. Returns the Result and
@@ -323,10 +378,7 @@ def fit(method: str, config: Any, split: Any, reporter: Callable, echo: bool = T
 
     from emoref.config import as_overrides
 
-    if not ray.is_initialized():
-        # The dashboard (bound to this machine only) serves the State API that Ray Train's
-        # placement-group cleaner queries; without it finished runs can hold their resources.
-        ray.init(include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=echo)
+    start_ray(echo)
     dist = config.dist
     storage = dist.storage or str(Path("runs/ray").resolve())
     trainer = TorchTrainer(

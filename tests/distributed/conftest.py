@@ -4,6 +4,7 @@ import socket
 
 import pytest
 
+from emoref import distributed
 from emoref.config import build_config
 from emoref.data.corpora import load_manifest
 from emoref.data.splits import make_split
@@ -28,8 +29,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def local_ray():
     ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1",
-             dashboard_port=free_port(), log_to_driver=False)
+    distributed.start_ray(echo=False, local=True, num_cpus=2, dashboard_port=free_port())
     yield ray
     ray.shutdown()
 

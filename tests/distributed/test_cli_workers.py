@@ -34,3 +34,39 @@ def test_bad_worker_settings_fail_before_ray_starts(tmp_path):
         cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "dist.placement" in done.stderr and "STRICT_SPREAD" in done.stderr
+
+
+def dead_address() -> str:
+    """host:port where nothing listens."""
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{probe.getsockname()[1]}"
+
+
+def test_a_stale_ray_address_file_is_removed_not_waited_on():
+    """A node killed before `ray stop` leaves Ray's address file behind; `ray.init()` would
+    connect to the dead cluster and hang. The run removes the file, says so, and trains locally.
+    RAY_TMPDIR gives this run its own Ray temp folder (short: Ray's socket paths must fit)."""
+    import os
+    import shutil
+    import tempfile
+    ray_tmp = Path(tempfile.mkdtemp(prefix="emo"))
+    try:
+        (ray_tmp / "ray").mkdir()
+        address_file = ray_tmp / "ray" / "ray_current_cluster"
+        address_file.write_text(dead_address())
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        done = subprocess.run(
+            [sys.executable, "-m", "runner.train", "baseline", "--preset", "smoke", "--seeds", "1",
+             "--quiet", "--out", str(ray_tmp / "out"), "workers=1", "dist.cpus_per_worker=1",
+             "train.epochs=2", f"dist.storage={ray_tmp / 'train'}",
+             f"corpus.cache_dir={ray_tmp / 'cache'}"],
+            cwd=REPO, env={**env, "RAY_TMPDIR": str(ray_tmp)}, capture_output=True, text=True,
+            timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "does not answer" in done.stderr and str(address_file) in done.stderr
+        assert not address_file.exists()
+        assert (ray_tmp / "out" / "baseline" / "seed0" / "epochs.csv").is_file()
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
