@@ -83,6 +83,6 @@ def run(work: Path, quick: bool, repeats: int) -> Result:
                                                 f"{100 * (ratio - 1):+.1f}%"),
                 "throughput_ray_over_plain": (1 / ratio, "epochs per second, Ray / plain"),
                 "ray_over_plain_run": (ray_run.median / plain_run.median,
-                                               f"a whole {EPOCHS}-epoch run, start-up included")},
+                                       f"a whole {EPOCHS}-epoch run, start-up included")},
         target="Ray Train overhead at most 10% on an epoch of at least 30 s "
                f"(this epoch: {plain.median:.1f} s)")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from tests.distributed.conftest import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -36,14 +38,6 @@ def test_bad_worker_settings_fail_before_ray_starts(tmp_path):
     assert "dist.placement" in done.stderr and "STRICT_SPREAD" in done.stderr
 
 
-def dead_address() -> str:
-    """host:port where nothing listens."""
-    import socket
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{probe.getsockname()[1]}"
-
-
 def test_a_stale_ray_address_file_is_removed_not_waited_on():
     """A node killed before `ray stop` leaves Ray's address file behind; `ray.init()` would
     connect to the dead cluster and hang. The run removes the file, says so, and trains locally.
@@ -55,7 +49,7 @@ def test_a_stale_ray_address_file_is_removed_not_waited_on():
     try:
         (ray_tmp / "ray").mkdir()
         address_file = ray_tmp / "ray" / "ray_current_cluster"
-        address_file.write_text(dead_address())
+        address_file.write_text(f"127.0.0.1:{free_port()}")  # nothing listens
         env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
         done = subprocess.run(
             [sys.executable, "-m", "runner.train", "baseline", "--preset", "smoke", "--seeds", "1",
