@@ -399,12 +399,22 @@ def check_storage(folder: Path, uri: str, created: bool) -> None:
          "server (--tracking-uri http://<head>:5000) or a SQLite file on that filesystem.")
 
 
+# Ray Tune snapshots its experiment state (the trials it has started, Optuna's study) at most every
+# 10 s by default ("auto"). A driver killed within that window forgets the trials it started since:
+# --resume then starts new configurations in their place, and the forgotten trials' finished seeds
+# stay on disk, orphaned. A snapshot every 2 s (the trials' JSON and the pickled study, small for
+# sweeps of this size) makes the window shorter than any seed's training. TUNE_GLOBAL_CHECKPOINT_S
+# in the environment overrides it.
+STATE_SNAPSHOT_S = "2"
+
+
 def run_sweep(args: argparse.Namespace, plan: Plan, split: Any, space: dict[str, Range],
               base: RunConfig) -> None:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", STATE_SNAPSHOT_S)  # read by Tune's driver
     path = Path(plan.folder) / "tune"
     runnable = trainable(args, plan, split)
     if args.resume and tune.Tuner.can_restore(str(path)):
