@@ -414,7 +414,6 @@ def run_sweep(args: argparse.Namespace, plan: Plan, split: Any, space: dict[str,
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", STATE_SNAPSHOT_S)  # read by Tune's driver
     path = Path(plan.folder) / "tune"
     runnable = trainable(args, plan, split)
     if args.resume and tune.Tuner.can_restore(str(path)):
@@ -518,6 +517,8 @@ def main(argv: list[str] | None = None) -> Path:
     plan = Plan(args.method, tuple(as_overrides(base)), args.seeds, str(folder), tracker,
                 experiment, sweep_run)
     try:
+        # Read by each Tuner's driver-side controller: the sweep's and the baselines'.
+        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", STATE_SNAPSHOT_S)
         with tracker.failing(sweep_run):
             run_sweep(args, plan, split, space, base)
             if args.method == "ipr" and not args.no_baselines:

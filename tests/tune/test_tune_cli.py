@@ -134,7 +134,8 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path):
     finished = {t for t, _, _ in before if sum(1 for r in before if r[0] == t) == 2}
     # Tune's last snapshot of its state knows every trial that finished a seed (runner.tune's
     # snapshot period): none is forgotten by the resume, started again under a new id.
-    snapshot = max((folder / "tune").glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
+    snapshot = max((folder / "tune").glob("experiment_state-*.json"),
+                   key=lambda p: p.stat().st_mtime)
     known = snapshot.read_text()
     assert all(trial in known for trial, _, _ in before), (before, snapshot.name)
     assert 1 <= len(finished) < 4
