@@ -53,14 +53,15 @@ def report(run: Path) -> str:
     if not summaries:
         fail(f"{run}: no finished seed (no <method>/seed<k>/config.txt)")
     parts = [f"{run}: " + ", ".join(f"{m} {n} seed(s)" for m, n in counts.items())]
-    family = {m: s for m, s in summaries.items() if m != "epr"}
+    family = {m: s for m, s in summaries.items() if m not in ("epr", "reference_cv")}
     if family:
         parts.append(markdown_table(family))
     if "epr" in summaries:
         config = (sorted((run / "epr").glob("seed*"))[0] / "config.txt").read_text().splitlines()
         values = dict(line.split("=", 1) for line in config)
         name = "VGG*" if values["epr.labels"] == "mixed" else "VGG"
-        parts.append(stage_table(summaries["epr"], int(values["epr.depth"]), name))
+        parts.append(stage_table(summaries["epr"], int(values["epr.depth"]), name,
+                                 reference=summaries.get("reference_cv")))
     summary = run / "summary.json"
     if summary.exists():
         walls = {m: [s["wall_s"] for s in rows]

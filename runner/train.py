@@ -35,16 +35,23 @@ import torch
 
 from emoref import distributed, figures
 from emoref.config import PRESETS, ConfigError, RunConfig, as_overrides, build_config
+from emoref.data import opensmile_features
 from emoref.data.corpora import load_manifest
+from emoref.data.manifest import Manifest
+from emoref.data.opensmile_features import Extraction
 from emoref.data.splits import AmbiguitySplit, KFoldSplit, make_split
-from emoref.methods import METHODS
+from emoref.methods import METHODS, reference
 from emoref.methods.common import Result, check_ambiguity_split
 from emoref.summary import aggregate, markdown_table, seed_metrics, stage_table, write_csv
 from runner._cli import USER_ERRORS, expand, fail, read_overrides
 
 SHOWN = ("loss", "beta", "dev_ua", "d3_wa", "d3_ua", "agreement_prototype", "agreement_model",
          "train_loss", "val_loss", "fold_wa", "fold_ua")
-SPLIT_KIND = {"epr": KFoldSplit}  # every other method trains on an ambiguity split
+# The splits a method trains on (every other method: the ambiguity split). The classical reference
+# goes beside either family: D1 of an ambiguity split, or the training folds of a k-fold one.
+SPLIT_KIND = {"epr": (KFoldSplit,), "reference": (AmbiguitySplit, KFoldSplit)}
+# The reference rows every table carries (see reference_runs), by the split they go beside.
+REFERENCE_ROWS = {"ambiguity": ("reference", "reference_supervised"), "kfold": ("reference_cv",)}
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -63,19 +70,59 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_intermixed_args(argv)
 
 
-def prepare_split(method: str, config: RunConfig, manifests: dict | None = None) -> Any:
-    """The split `method` trains on, checked (raises ConfigError or DataError on bad input)."""
+def extraction_jobs(config: RunConfig) -> list[Extraction]:
+    """The openSMILE features a run reads: the reference's functionals (every table carries its
+    row) and, with encoder.kind=opensmile, the trunk's input with its K augmented views."""
+    jobs = [reference.job(config)]
+    if config.encoder.kind == "opensmile":
+        jobs.append(Extraction.of(config))
+    return jobs
+
+
+def prepare_split(method: str, config: RunConfig, manifests: dict | None = None,
+                  extract: bool = True, echo: bool = True) -> Any:
+    """The split `method` trains on, checked (raises ConfigError or DataError on bad input).
+    With `extract`, the openSMILE features of every utterance are in the cache first (as Ray
+    tasks when some are missing: see extract_features); a file openSMILE cannot use stops here
+    or, with corpus.on_bad_audio=skip, is left out of the split."""
     manifests = {} if manifests is None else manifests
     if config.corpus not in manifests:  # methods differ in split, not in corpus
         manifests[config.corpus] = load_manifest(config.corpus)
-    split = make_split(manifests[config.corpus], config.split)
-    wanted = SPLIT_KIND.get(method, AmbiguitySplit)
+    manifest = manifests[config.corpus]
+    if extract:
+        manifest = extract_features(manifest, config, echo)
+    split = make_split(manifest, config.split)
+    wanted = SPLIT_KIND.get(method, (AmbiguitySplit,))
     if not isinstance(split, wanted):
-        kind = "kfold" if wanted is KFoldSplit else "ambiguity"
+        kind = "kfold" if KFoldSplit in wanted else "ambiguity"
         raise ConfigError(f"split.kind: {method} needs a {kind} split, got {config.split.kind!r}")
     if isinstance(split, AmbiguitySplit):
         check_ambiguity_split(split)
     return split
+
+
+def extract_features(manifest: Manifest, config: RunConfig, echo: bool = True) -> Manifest:
+    """Fills the openSMILE cache for the whole corpus; when anything is missing, Ray is started
+    (or joined: RAY_ADDRESS, a `ray start` node) and extraction runs as tasks on every core."""
+    jobs = extraction_jobs(config)
+    if any(opensmile_features.pending(manifest.utterances, job) for job in jobs):
+        distributed.start_ray(echo=False)
+    return opensmile_features.prepare(manifest, jobs, config.corpus.on_bad_audio, echo=echo)
+
+
+def reference_runs(prepared: dict[str, tuple[RunConfig, Any]]
+                   ) -> dict[str, tuple[str, RunConfig, Any]]:
+    """{row name: (method, config, split)}: the classical reference beside each family run here,
+    on the same split: reference (D1) and reference_supervised (D1 + labelled D2) beside the IPR
+    family, reference_cv (the same training folds) beside EPR."""
+    runs = {}
+    for method, (config, split) in prepared.items():
+        if method.startswith("reference"):
+            continue
+        kind = "kfold" if isinstance(split, KFoldSplit) else "ambiguity"
+        for row in REFERENCE_ROWS[kind]:
+            runs.setdefault(row, ("reference" if row == "reference_cv" else row, config, split))
+    return {row: run for row, run in runs.items() if row not in prepared}
 
 
 def prepare(methods: list[str], args: argparse.Namespace) -> dict[str, tuple[RunConfig, object]]:
@@ -94,7 +141,11 @@ def prepare(methods: list[str], args: argparse.Namespace) -> dict[str, tuple[Run
 def save_figures(folder: Path, method: str, result: Result, rows: list[dict], extras: list[dict],
                  classes: tuple[str, ...]) -> None:
     made = {}
-    if method == "epr":
+    if method.startswith("reference"):  # one fit: its confusion matrices only
+        chosen = extras[-1]
+        for key, matrix in chosen.items():
+            made[key] = figures.confusion_matrix(matrix, classes, key.replace("_", " "))
+    elif method == "epr":
         chosen = extras[-1]
         made["profile"] = figures.profile_evolution(
             chosen["figure_profiles"], classes, f"emotion profile of {chosen['figure_utterance']}")
@@ -138,7 +189,7 @@ def train_seed(method: str, config: RunConfig, split: object, folder: Path, quie
             print(f"{tag} step {step:3d}  {shown}", flush=True)
 
     start = time.perf_counter()
-    if config.workers:  # Ray Train: DDP over config.workers workers (emoref.distributed)
+    if config.workers and not method.startswith("reference"):  # Ray Train: DDP over workers
         result, _ = distributed.fit(method, config, split, report, echo=not quiet)
     else:
         result = METHODS[method](config, split, report)
@@ -166,21 +217,24 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"writing to {out}")
     per_seed: dict[str, list[dict[str, float]]] = {}
     hashes = {}
-    for method, (base, split) in prepared.items():
-        hashes[method] = split.hash
-        print(f"{method}: split {split.hash}", flush=True)
+    runs = {m: (m, c, s) for m, (c, s) in prepared.items()}
+    runs.update(reference_runs(prepared))  # the classical reference rows, seconds each
+    for name, (method, base, split) in runs.items():
+        hashes[name] = split.hash
+        print(f"{name}: split {split.hash}", flush=True)
         for config in (dataclasses.replace(base, seed=base.seed + i) for i in range(args.seeds)):
-            result, wall = train_seed(method, config, split, out / method / f"seed{config.seed}",
+            result, wall = train_seed(method, config, split, out / name / f"seed{config.seed}",
                                       quiet=args.quiet)
-            per_seed.setdefault(method, []).append(
+            per_seed.setdefault(name, []).append(
                 seed_metrics(result.selected, result.final, result.selected_epoch, wall))
             headline = ", ".join(f"{k} {v:.4f}" for k, v in result.selected.items()
-                                 if k in ("d3_ua", f"stage{config.epr.depth}_ua", "stage1_ua"))
-            print(f"{method} seed {config.seed}: {headline}, {wall:.0f} s", flush=True)
+                                 if k in ("d3_ua", f"stage{config.epr.depth}_ua", "stage1_ua",
+                                                   "cv_ua"))
+            print(f"{name} seed {config.seed}: {headline}, {wall:.0f} s", flush=True)
     # ---- Mean ± std over seeds (never the best seed).
     summaries = {method: aggregate(rows) for method, rows in per_seed.items()}
     tables = []
-    family = {m: s for m, s in summaries.items() if m != "epr"}
+    family = {m: s for m, s in summaries.items() if m not in ("epr", "reference_cv")}
     if family:
         tables.append("D3 at the dev-selected epoch; D2 agreement at the last epoch (percent):\n"
                       + markdown_table(family))
@@ -188,7 +242,8 @@ def main(argv: list[str] | None = None) -> dict:
         e = prepared["epr"][0].epr
         name = "VGG*" if e.labels == "mixed" else "VGG"
         tables.append(f"EPR ({e.labels} labels), utterance WA/UA/F1 over all folds (percent):\n"
-                      + stage_table(summaries["epr"], e.depth, name))
+                      + stage_table(summaries["epr"], e.depth, name,
+                                    reference=summaries.get("reference_cv")))
     text = f"mean ± std over {args.seeds} seed(s)\n\n" + "\n\n".join(tables)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(

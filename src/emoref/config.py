@@ -193,7 +193,13 @@ class AugmentConfig:
 # Models
 # ----------------------------------------------------------------------------------------------------
 
-ENCODERS = ("wav2vec2", "logmel_cnn")
+ENCODERS = ("wav2vec2", "logmel_cnn", "opensmile")
+# openSMILE's standard feature sets (audEERING's `opensmile` package ships the binary): the extended
+# Geneva minimalistic set (88 functionals of 25 descriptors) and the ComParE 2016 set (6,373
+# functionals of 65 descriptors), at the level of functionals (one vector per utterance) or of
+# low-level descriptors (frames every 10 ms).
+OPENSMILE_SETS = ("eGeMAPSv02", "ComParE_2016")
+OPENSMILE_LEVELS = ("functionals", "lld")
 # Named wav2vec2 sizes for building without weights (encoder.pretrained=false). "base" matches
 # facebook/wav2vec2-base's architecture; "tiny" is for tests (no download ever happens in tests).
 WAV2VEC2_SIZES = ("tiny", "base")
@@ -201,7 +207,11 @@ WAV2VEC2_SIZES = ("tiny", "base")
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    kind: str = "logmel_cnn"  # wav2vec2 (the IPR paper) or logmel_cnn (a small CPU encoder)
+    # wav2vec2 (the IPR paper), logmel_cnn (a small CNN trained from scratch) or opensmile (a fixed
+    # front end: standard acoustic features, extracted once and cached, under a trainable trunk)
+    kind: str = "logmel_cnn"
+    feature_set: str = "eGeMAPSv02"  # opensmile: one of OPENSMILE_SETS
+    level: str = "functionals"  # opensmile: functionals (one vector per utterance) or lld (frames)
     # wav2vec2: a Hugging Face model id or a local folder; loaded with from_pretrained when
     # pretrained=true (the paper preset uses facebook/wav2vec2-base).
     model: str = "facebook/wav2vec2-base"
@@ -213,9 +223,13 @@ class EncoderConfig:
     # (emoref.data.features), and every trial and seed reads the cache: training sees no random
     # crops, and IPR's x_aug is one of the K views, drawn per step. Fine-tuning (false) is the
     # papers' setting.
+    # A frozen encoder, like openSMILE, is a fixed front end: a trainable trunk (`trunk`) turns
+    # its standardised output into h, so k = Normalize(h) can still learn.
     freeze: bool = False
-    cache: bool = True  # freeze: read embeddings from the cache; false: encode again at every use
-    views: int = 8  # freeze: augmented views per utterance, K (IPR's x_aug draws one per step)
+    # freeze: read embeddings from the cache; false: encode again at every use (openSMILE features
+    # are always cached: extracting them again per step would cost minutes per epoch)
+    cache: bool = True
+    views: int = 8  # freeze / opensmile: augmented views per utterance, K (IPR's x_aug draws one)
     # wav2vec2: the transformer layer whose frames are pooled, 0..num_hidden_layers (0: the
     # feature projection, before any transformer layer); -1: the last (the paper's choice).
     layer: int = -1
@@ -231,6 +245,9 @@ class EncoderConfig:
 
     def __post_init__(self) -> None:
         _require(self.kind in ENCODERS, "kind", f"one of {ENCODERS}", self.kind)
+        _require(self.feature_set in OPENSMILE_SETS, "feature_set", f"one of {OPENSMILE_SETS}",
+                 self.feature_set)
+        _require(self.level in OPENSMILE_LEVELS, "level", f"one of {OPENSMILE_LEVELS}", self.level)
         _require(self.size in WAV2VEC2_SIZES, "size", f"one of {WAV2VEC2_SIZES}", self.size)
         _require(self.cnn_channels >= 1, "cnn_channels", "an integer >= 1", self.cnn_channels)
         _require(1 <= self.cnn_blocks <= 5, "cnn_blocks", "an integer in [1, 5]", self.cnn_blocks)
@@ -239,6 +256,47 @@ class EncoderConfig:
         _require(self.layer >= -1, "layer", "-1 (the last) or a layer index >= 0", self.layer)
         _require(self.layer == -1 or self.kind == "wav2vec2", "layer",
                  "-1 for logmel_cnn (layers are a wav2vec2 choice)", self.layer)
+
+
+@dataclass(frozen=True)
+class TrunkConfig:
+    """The trainable trunk over a fixed front end (openSMILE features, a frozen encoder's
+    embeddings): standardised input (statistics of the training part only) -> h."""
+
+    dim: int = 128  # h, the embedding the classifier reads and the prototypes live in (Normalize(h))
+    hidden: int = 256  # functionals / frozen embeddings: units of the MLP's hidden layer
+    input_dropout: float = 0.1  # dropout on the standardised input features
+    dropout: float = 0.2  # dropout after the hidden layer
+    channels: int = 128  # lld: channels of the temporal convolutions over descriptor frames
+    layers: int = 2  # lld: temporal convolution layers (kernel `kernel`, ReLU, padded frames zeroed)
+    kernel: int = 5  # lld: temporal kernel, frames (5 x 10 ms)
+
+    def __post_init__(self) -> None:
+        for name in ("dim", "hidden", "channels"):
+            _require(getattr(self, name) >= 2, name, "an integer >= 2", getattr(self, name))
+        for name in ("input_dropout", "dropout"):
+            _require(0.0 <= getattr(self, name) < 1.0, name, "a probability in [0, 1)",
+                     getattr(self, name))
+        _require(1 <= self.layers <= 8, "layers", "an integer in [1, 8]", self.layers)
+        _require(self.kernel >= 1 and self.kernel % 2 == 1, "kernel", "an odd integer >= 1",
+                 self.kernel)
+
+
+@dataclass(frozen=True)
+class ReferenceConfig:
+    """The classical reference (methods/reference.py): standardised openSMILE functionals and a
+    logistic regression, on exactly the labelled data the compared learned baseline sees."""
+
+    feature_set: str = "ComParE_2016"  # one of OPENSMILE_SETS (functionals, clean audio)
+    C: float = 1.0  # inverse L2 strength (scikit-learn's default)
+    balanced: bool = False  # weight classes by inverse frequency (false: the plain classifier)
+    max_iter: int = 2000  # lbfgs iterations
+
+    def __post_init__(self) -> None:
+        _require(self.feature_set in OPENSMILE_SETS, "feature_set", f"one of {OPENSMILE_SETS}",
+                 self.feature_set)
+        _require(self.C > 0, "C", "a number > 0", self.C)
+        _require(self.max_iter >= 10, "max_iter", "an integer >= 10", self.max_iter)
 
 
 @dataclass(frozen=True)
@@ -441,11 +499,13 @@ class RunConfig:
     audio: AudioConfig = field(default_factory=AudioConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    trunk: TrunkConfig = field(default_factory=TrunkConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     ipr: IPRConfig = field(default_factory=IPRConfig)
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
     epr: EPRConfig = field(default_factory=EPRConfig)
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
     dist: DistConfig = field(default_factory=DistConfig)
 
     def __post_init__(self) -> None:

@@ -78,14 +78,24 @@ def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> Path:
     return path
 
 
+REFERENCE_NAME = "reference (openSMILE + LR)"
 SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
 def stage_table(summary: Mapping[str, Mapping[str, float]], depth: int, name: str = "VGG",
-                scale: float = 100.0) -> str:
+                scale: float = 100.0, reference: Mapping[str, Mapping[str, float]] | None = None
+                ) -> str:
     """EPR, laid out like the paper's Tables 2 and 4: one row per refinery stage, WA / UA / F1;
-    stage t > 1 is `name` with t as a superscript (VGG² for sEPR, VGG*² for pEPR)."""
+    stage t > 1 is `name` with t as a superscript (VGG² for sEPR, VGG*² for pEPR). `reference`
+    (the classical reference's summary on the same folds) adds its row first."""
     lines = ["| stage | WA | UA | F1 | seeds |", "|---|---|---|---|---|"]
+    if reference:
+        cells = []
+        for key in ("wa", "ua", "f1"):
+            s = reference.get(f"final.cv_{key}")
+            cells.append("-" if s is None else f"{s['mean'] * scale:.2f} ± {s['std'] * scale:.2f}")
+        n = int(reference.get("final.cv_wa", {}).get("n", 0))
+        lines.append(f"| {REFERENCE_NAME} | " + " | ".join(cells) + f" | {n} |")
     for t in range(1, depth + 1):
         cells = []
         for key in ("wa", "ua", "f1"):

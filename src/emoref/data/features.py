@@ -70,7 +70,7 @@ class FeatureCache:
         return [i for i, key in enumerate(keys) if not self.path(key).is_file()]
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
+    def locked(self) -> Iterator[None]:
         self.dir.mkdir(parents=True, exist_ok=True)
         with open(self.dir / ".lock", "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
@@ -83,7 +83,7 @@ class FeatureCache:
             ) -> list[np.ndarray]:
         """Every key's array; `compute(positions)` makes the missing ones (positions in `keys`)."""
         if self.missing(keys):
-            with self._locked():
+            with self.locked():
                 todo = self.missing(keys)  # another trial may have filled them while we waited
                 if todo:
                     spec_file = self.dir / "spec.json"
@@ -91,10 +91,10 @@ class FeatureCache:
                         spec_file.write_text(json.dumps(self.spec, indent=2, sort_keys=True,
                                                         default=str))
                     for i, value in zip(todo, compute(todo)):
-                        self._write(keys[i], value)
+                        self.write(keys[i], value)
         return [self._read(key) for key in keys]
 
-    def _write(self, key: str, value: np.ndarray) -> None:
+    def write(self, key: str, value: np.ndarray) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".npy.tmp")
         with os.fdopen(fd, "wb") as handle:
             np.save(handle, np.ascontiguousarray(value, dtype=np.float32))
@@ -222,6 +222,14 @@ class FrozenInputs:
         if view:
             wave = self.augment(wave, view_seed(self.keys[row], view))
         return encode(self.encoder, wave, self.max_samples, self.device)
+
+    def clean(self) -> list[np.ndarray]:
+        """Each utterance's view-0 embedding (for the trunk's standardisation statistics)."""
+        return list(self.embed(np.arange(len(self))).numpy())
+
+    def batch(self, rows: np.ndarray, views: int | np.ndarray = 0) -> tuple[torch.Tensor, None]:
+        """(len(rows), D) embeddings, and no frame mask (one vector per utterance)."""
+        return self.embed(rows, views), None
 
     def embed(self, rows: np.ndarray, views: int | np.ndarray = 0) -> torch.Tensor:
         """(len(rows), D) float32 embeddings on CPU; `views` one index or one per row."""

@@ -17,12 +17,14 @@ from emoref.config import RunConfig, as_overrides
 from emoref.data.audio import AudioCache, collate
 from emoref.data.augment import Augmenter
 from emoref.data.features import FrozenInputs
+from emoref.data.opensmile_features import DIMS, OpenSmileInputs
 from emoref.data.manifest import DataError, Utterance
 from emoref.distributed import LOCAL, Runtime, restore_rng, rng_state
 from emoref.methods.ipr_math import beta_schedule
 from emoref.metrics import classification_report
 from emoref.models.encoders import build_encoder
 from emoref.models.heads import Classifier, Projection
+from emoref.models.trunks import build_trunk, masked_moments
 from emoref.provenance import git_sha
 
 
@@ -63,16 +65,28 @@ class Result:
 
 
 class SERModel(nn.Module):
-    """Encoder -> pooled h; classifier(h) -> logits; projection(h) -> unit k (prototype space).
-    A frozen encoder (encoder.freeze) stays in eval mode, and its embeddings usually come from the
-    feature cache: then `forward` gets h itself (mask None)."""
+    """Front end -> pooled h; classifier(h) -> logits; projection(h) -> unit k (prototype space).
+
+    A fixed front end (openSMILE features, or a frozen encoder: encoder.freeze) is computed once
+    and cached (emoref.data.features, emoref.data.opensmile_features); `forward` then gets its
+    output, and a trainable trunk (models/trunks.py) makes h from it, so k = Normalize(h) still
+    learns. A frozen encoder stays in eval mode."""
 
     def __init__(self, config: RunConfig, n_classes: int) -> None:
         super().__init__()
-        self.encoder = build_encoder(config.encoder, config.audio)
-        self.frozen = config.encoder.freeze
-        self.classifier = Classifier(self.encoder.dim, n_classes, config.head)
-        self.projection = Projection(self.encoder.dim, config.head)
+        e = config.encoder
+        self.fixed = e.freeze or e.kind == "opensmile"
+        self.frozen = e.freeze
+        self.encoder = None if e.kind == "opensmile" else build_encoder(e, config.audio)
+        self.trunk = None
+        dim = self.encoder.dim if self.encoder is not None else 0
+        if self.fixed:
+            frames = e.kind == "opensmile" and e.level == "lld"
+            in_dim = DIMS[(e.feature_set, e.level)] if e.kind == "opensmile" else dim
+            self.trunk = build_trunk(in_dim, frames, config.trunk)
+            dim = self.trunk.dim
+        self.classifier = Classifier(dim, n_classes, config.head)
+        self.projection = Projection(dim, config.head)
 
     def train(self, mode: bool = True) -> "SERModel":
         super().train(mode)
@@ -82,9 +96,18 @@ class SERModel(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T) waveform and mask, or (B, D) frozen-encoder embeddings with mask None."""
-        h = x if mask is None else self.encoder(x, mask)
+        """(B, T) waveform and mask; or a fixed front end's output: (B, F) vectors (mask None) or
+        (B, T, F) descriptor frames with their (B, T) mask."""
+        h = self.trunk(x, mask) if self.fixed else self.encoder(x, mask)
         return self.classifier(h), self.projection(h)
+
+    def set_standardisation(self, training: Sequence["Inputs"]) -> None:
+        """The trunk's input statistics from the training parts' clean features (D1 and D2 for
+        the ambiguity split): never dev, D3 or a test fold."""
+        values = [v for inputs in training for v in inputs.clean()]
+        mean, std = masked_moments(values)
+        self.trunk.standardize.mean.copy_(torch.from_numpy(mean))
+        self.trunk.standardize.std.copy_(torch.from_numpy(std))
 
 
 def check_ambiguity_split(split: Any) -> None:
@@ -107,12 +130,15 @@ def load_waves(utterances: Sequence[Utterance], config: RunConfig, corpus: str) 
     return [cache.get(u.path) for u in utterances]
 
 
-# What a model reads: waveforms, or with a frozen encoder its embeddings (emoref.data.features).
-Inputs = list[np.ndarray] | FrozenInputs
+# What a model reads: waveforms, or a fixed front end's output: a frozen encoder's embeddings
+# (emoref.data.features) or openSMILE features (emoref.data.opensmile_features).
+Inputs = list[np.ndarray] | FrozenInputs | OpenSmileInputs
 
 
 def load_inputs(utterances: Sequence[Utterance], config: RunConfig, model: SERModel,
                 runtime: Runtime = LOCAL) -> Inputs:
+    if config.encoder.kind == "opensmile":
+        return OpenSmileInputs(utterances, config)
     if config.encoder.freeze:
         return FrozenInputs(utterances, config, model.encoder, runtime.device)
     return load_waves(utterances, config, config.corpus.name)
@@ -132,8 +158,11 @@ def load_parts(config: RunConfig, split: Any, model: SERModel, runtime: Runtime 
     def part(utterances: Sequence[Utterance]) -> tuple[Inputs, np.ndarray]:
         return (load_inputs(utterances, config, model, runtime),
                 label_array(utterances, split.classes))
-    return Parts(d1=part(split.d1), d2=part(split.d2),
-                 evaluation={"dev": part(split.dev), "d3": part(split.d3)})
+    parts = Parts(d1=part(split.d1), d2=part(split.d2),
+                  evaluation={"dev": part(split.dev), "d3": part(split.d3)})
+    if model.fixed:
+        model.set_standardisation([parts.d1[0], parts.d2[0]])
+    return parts
 
 
 def d2_weight(config: RunConfig, epoch: int) -> float:
@@ -213,13 +242,14 @@ def make_batch(waves: Inputs, idx: np.ndarray, config: RunConfig, train: bool,
                keep: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """This rank's rows of the global batch `idx` (all of them in one process), on its device:
     `keep`, or by default `runtime.shard(len(idx))`. Crops and padding are drawn for the whole
-    global batch. Frozen-encoder inputs give (rows' clean embeddings, None)."""
+    global batch. A fixed front end gives its rows' clean features (and a frame mask or None)."""
     max_samples = int(config.audio.max_seconds * config.audio.sample_rate)
     if keep is None and runtime.world > 1:
         keep = runtime.shard(len(idx))
-    if isinstance(waves, FrozenInputs):
+    if not isinstance(waves, list):
         rows = np.asarray(idx) if keep is None else np.asarray(idx)[keep]
-        return waves.embed(rows).to(runtime.device), None
+        x, frames = waves.batch(rows)
+        return x.to(runtime.device), None if frames is None else frames.to(runtime.device)
     wave, mask = collate([waves[i] for i in idx], max_samples, "random" if train else "center", rng,
                          keep=keep)
     return wave.to(runtime.device), mask.to(runtime.device)
@@ -230,14 +260,14 @@ def view_pair_batch(d2: Inputs, idx: np.ndarray, augment: Augmenter, config: Run
                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """IPR's D2 views, x and its augmented version, as one batch of 2N (this rank's x rows, then
     the same rows' x_aug). One seed per row is drawn for the global batch: it seeds the
-    augmentation of the waveform, or with a frozen encoder picks one of its K cached views."""
+    augmentation of the waveform, or with a fixed front end picks one of its K cached views."""
     n, mine = len(idx), runtime.shard(len(idx))
     seeds = np.array([int(rng.integers(2**31)) for _ in idx], dtype=np.int64)
-    if isinstance(d2, FrozenInputs):
+    if not isinstance(d2, list):
         rows = np.asarray(idx)[mine]
-        views = d2.embed(np.concatenate([rows, rows]),
-                         np.concatenate([np.zeros(len(rows), int), 1 + seeds[mine] % d2.n_views]))
-        return views.to(runtime.device), None
+        x, frames = d2.batch(np.concatenate([rows, rows]),
+                             np.concatenate([np.zeros(len(rows), int), 1 + seeds[mine] % d2.n_views]))
+        return x.to(runtime.device), None if frames is None else frames.to(runtime.device)
     # Only this rank's rows are augmented; the others are stand-ins of the same length.
     views = [d2[i] for i in idx]
     views += [augment(d2[i], int(s)) if j in mine else d2[i]

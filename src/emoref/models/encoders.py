@@ -60,8 +60,23 @@ class Wav2Vec2Encoder(nn.Module):
         return masked_mean(hidden, valid)
 
 
+def masked_standardise(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """(B, M, F) per-utterance, per-band standardisation over the valid frames only ((B, F) bool);
+    padded frames become 0. InstanceNorm over a padded batch would count the padding (log(1e-6)
+    = -13.8 per bin), so an utterance's features would depend on its batch neighbours."""
+    keep = valid.unsqueeze(1).to(x.dtype)  # (B, 1, F)
+    count = keep.sum(2, keepdim=True).clamp_min(1.0)
+    mean = (x * keep).sum(2, keepdim=True) / count
+    var = ((x - mean) ** 2 * keep).sum(2, keepdim=True) / count
+    return (x - mean) / (var + 1e-5).sqrt() * keep
+
+
 class LogMelCNN(nn.Module):
-    """Conv blocks over (1, n_mels, frames) log-Mel, masked mean over time, a linear to embed_dim."""
+    """Conv blocks over (1, n_mels, frames) log-Mel, masked mean over time, a linear to embed_dim.
+
+    Every step is masked: the log-Mel is standardised over valid frames, and padded frames are
+    zeroed after each block (a convolution at an utterance's last frame then sees the same zeros
+    as it does alone), so in eval mode an utterance's embedding does not depend on its batch."""
 
     def __init__(self, config: EncoderConfig, audio: AudioConfig) -> None:
         super().__init__()
@@ -75,23 +90,27 @@ class LogMelCNN(nn.Module):
             norm = nn.BatchNorm2d(out) if config.batch_norm else nn.Identity()
             layers += [nn.Conv2d(channels, out, 3, padding=1), norm, nn.ReLU(), nn.MaxPool2d(2)]
             channels = out
-        self.blocks = nn.Sequential(*layers)
-        self.norm = nn.InstanceNorm1d(audio.n_mels)  # per-utterance, per-band normalisation
+        self.blocks = nn.Sequential(*layers)  # 4 modules per block
         self.out = nn.Linear(channels, config.embed_dim)
-        self.stride = 2 ** config.cnn_blocks
         self.dim = config.embed_dim
 
     def forward(self, wave: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        features = self.norm(self.logmel(wave))  # (B, n_mels, frames)
-        frames = self.blocks(features.unsqueeze(1))  # (B, C, n_mels / s, frames / s)
-        frames = frames.mean(2).transpose(1, 2)  # (B, frames / s, C)
         samples = mask.sum(1)
         if self.center:
-            n_frames = 1 + samples // self.hop
+            lengths = 1 + samples // self.hop
         else:
-            n_frames = 1 + (samples - self.window).clamp_min(0) // self.hop
-        lengths = (n_frames // self.stride).clamp_min(1)
-        valid = torch.arange(frames.shape[1], device=wave.device)[None, :] < lengths[:, None]
+            lengths = 1 + (samples - self.window).clamp_min(0) // self.hop
+        logmel = self.logmel(wave)  # (B, n_mels, frames)
+        steps = torch.arange(logmel.shape[2], device=wave.device)[None, :]
+        x = masked_standardise(logmel, steps < lengths[:, None]).unsqueeze(1)  # (B, 1, M, F)
+        for start in range(0, len(self.blocks), 4):
+            x = self.blocks[start:start + 4](x)  # (B, C, M / 2, F / 2)
+            lengths = lengths // 2  # MaxPool2d drops an odd last frame, alone or batched
+            steps = torch.arange(x.shape[3], device=wave.device)[None, :]
+            x = x * (steps < lengths[:, None])[:, None, None, :].to(x.dtype)
+        frames = x.mean(2).transpose(1, 2)  # (B, frames / s, C)
+        valid = torch.arange(frames.shape[1], device=wave.device)[None, :] < \
+            lengths.clamp_min(1)[:, None]
         return self.out(masked_mean(frames, valid))
 
 
