@@ -41,7 +41,7 @@ from emoref.data.manifest import Manifest
 from emoref.data.opensmile_features import Extraction
 from emoref.data.splits import AmbiguitySplit, KFoldSplit, make_split
 from emoref.methods import METHODS, reference
-from emoref.methods.common import Result, check_ambiguity_split
+from emoref.methods.common import Diverged, Result, check_ambiguity_split
 from emoref.summary import aggregate, markdown_table, seed_metrics, stage_table, write_csv
 from runner._cli import USER_ERRORS, expand, fail, read_overrides
 
@@ -223,8 +223,11 @@ def main(argv: list[str] | None = None) -> dict:
         hashes[name] = split.hash
         print(f"{name}: split {split.hash}", flush=True)
         for config in (dataclasses.replace(base, seed=base.seed + i) for i in range(args.seeds)):
-            result, wall = train_seed(method, config, split, out / name / f"seed{config.seed}",
-                                      quiet=args.quiet)
+            try:
+                result, wall = train_seed(method, config, split,
+                                          out / name / f"seed{config.seed}", quiet=args.quiet)
+            except Diverged as err:
+                fail(f"{name} seed {config.seed} diverged: {err}")
             per_seed.setdefault(name, []).append(
                 seed_metrics(result.selected, result.final, result.selected_epoch, wall))
             headline = ", ".join(f"{k} {v:.4f}" for k, v in result.selected.items()

@@ -34,6 +34,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import socket
 import sys
 import time
@@ -46,14 +47,15 @@ from emoref.config import (PRESETS, ConfigError, RunConfig, as_overrides, build_
                            from_overrides)
 from emoref.data.splits import describe
 from emoref.methods import METHODS
+from emoref.methods.common import Diverged
 from emoref.provenance import git_sha
 from emoref.summary import aggregate, mean_std
-from emoref.sweep import (Range, apply_params, check_space, epr_depth, finished_seeds,
-                          objective_text, outcome, read_space, read_sweep, seed_rows,
-                          start_point, summed_confusion, write_report)
+from emoref.sweep import (REFERENCES, Range, apply_params, baseline_outcomes, check_space,
+                          epr_depth, finished_seeds, objective_text, outcome, read_space,
+                          read_sweep, seed_rows, start_point, summed_confusion, write_report)
 from runner._cli import USER_ERRORS, expand, fail
 from runner.tracking import PARENT, Tracker, log_seed, tracking_uri
-from runner.train import prepare_split, train_seed
+from runner.train import prepare_split, reference_runs, train_seed
 
 SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
 BASELINES = ("baseline", "baseline_star", "supervised")
@@ -67,7 +69,8 @@ SMOKE = {"num_samples": 2, "seeds": 2, "fixed": ("train.warmup_epochs=1",)}
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m runner.tune",
                                      description=__doc__.splitlines()[0].split(": ", 1)[1])
-    parser.add_argument("method", choices=list(METHODS), help="the method whose knobs are searched")
+    parser.add_argument("method", choices=[m for m in METHODS if m not in REFERENCES],
+                        help="the method whose knobs are searched")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="fixed config values, e.g. corpus=emodb corpus.root=/data/emodb; a "
                              "searched key given here is fixed and leaves the search")
@@ -178,7 +181,7 @@ def resolve(args: argparse.Namespace) -> tuple[RunConfig, dict[str, Range], Any]
         if not space:
             raise ConfigError(f"search space {path}: every key is fixed on the command line")
         check_space(space, base, f"search space {path}")
-        split = prepare_split(args.method, base)
+        split = prepare_split(args.method, base, extract=False)  # features: once Ray runs
     except USER_ERRORS as err:
         fail(str(err))
     return base, space, split
@@ -230,16 +233,28 @@ def run_configuration(params: dict[str, Any], plan: Plan, split: Any) -> None:
             log_configuration(tracker, config_run, method, folder, done)
         tracker.finish(config_run)
         tune.report(summarise(done))
+    failed = False
     for seed in pending:
         with tracker.failing(config_run):
             seed_config = dataclasses.replace(config, seed=seed)
             seed_dir = folder / f"seed{seed}"
             seed_run = tracker.start(experiment, f"seed{seed}", parent=config_run,
                                      tags={**provenance, "seed": str(seed)})
+            try:
+                with tracker.failing(seed_run):  # FAILED, with the reason, on any error
+                    _, wall = train_seed(method, seed_config, split, seed_dir, quiet=True)
+            except Diverged as err:
+                # A diverged seed fails its configuration, not the sweep: recorded, and Optuna
+                # told the worst score; the sweep goes on with its other configurations.
+                tracker.fail(config_run, err)
+                (folder / "failed.txt").write_text(f"seed {seed}: {err}\n")
+                with (sweep / "seeds.log").open("a") as log:
+                    log.write(f"{trial} {method} seed{seed} failed: {err}\n")
+                failed = True
+                break
             with tracker.failing(seed_run):
-                _, wall = train_seed(method, seed_config, split, seed_dir, quiet=True)
-                log_seed(tracker, seed_run, flatten(seed_config), seed_rows(seed_dir), seed_dir,
-                         provenance)
+                log_seed(tracker, seed_run, flatten(seed_config), seed_rows(seed_dir),
+                         seed_dir, provenance)
                 tracker.metrics(seed_run, [{"wall_s": wall}])
             tracker.finish(seed_run)
             done[seed] = outcome(method, seed_dir)
@@ -252,6 +267,8 @@ def run_configuration(params: dict[str, Any], plan: Plan, split: Any) -> None:
         # Outside the FAILED guard: Tune may end the trial inside report (ASHA's stop, or
         # max_t reached); a run a stop leaves open is marked KILLED when the sweep ends.
         tune.report(summarise(done))
+    if failed:
+        tune.report({"seeds_done": float(len(done)), "objective": FAILED_SCORE, "failed": 1.0})
 
 
 def log_configuration(tracker: Tracker, run_id: str, method: str, folder: Path,
@@ -263,6 +280,7 @@ def log_configuration(tracker: Tracker, run_id: str, method: str, folder: Path,
     row: dict[str, float] = {"seeds_done": float(n), "seeds": float(n)}
     for key, stat in aggregate(list(done.values())).items():
         row[f"{key}.mean"], row[f"{key}.std"] = stat["mean"], stat["std"]
+    row.update(reference_metrics(folder.parents[1]))  # the classical reference rows, alongside
     tracker.metrics(run_id, [row], step_key="seeds_done")
     seeds = [folder / f"seed{seed}" for seed in done]
     runs = [seed_rows(seed) for seed in seeds]
@@ -290,6 +308,49 @@ def log_configuration(tracker: Tracker, run_id: str, method: str, folder: Path,
     for name, fig in made.items():
         tracker.client.log_figure(run_id, fig, f"figures/{name}.png")
         plt.close(fig)
+
+
+def reference_metrics(sweep: Path) -> dict[str, float]:
+    """<row>.test_<m>.mean of each classical reference row the sweep computed (run_references)."""
+    out = {}
+    for name, seeds in baseline_outcomes(sweep).items():
+        if name in REFERENCES:
+            for m in ("wa", "ua", "f1"):
+                out[f"{name}.test_{m}.mean"] = mean_std([r[f"test_{m}"] for r in seeds.values()])[0]
+    return out
+
+
+# What Optuna is told for a configuration whose seed diverged: below any UA (which lies in [0, 1]).
+FAILED_SCORE = -1.0
+
+
+def run_references(plan: Plan, split: Any, base: RunConfig) -> None:
+    """The classical reference rows (openSMILE functionals + logistic regression; seconds) on the
+    sweep's split with its seeds, before the first trial: the report, every configuration run
+    and the sweep run carry them. Written as baselines/<row>/seed<k> (resumable like seeds)."""
+    sweep = Path(plan.folder)
+    for name, (method, config, _) in reference_runs({plan.method: (base, split)}).items():
+        folder = sweep / "baselines" / name
+        done = finished_seeds(folder)
+        for seed in range(base.seed, base.seed + plan.seeds):
+            if seed not in done:
+                train_seed(method, dataclasses.replace(config, seed=seed), split,
+                           folder / f"seed{seed}", quiet=True)
+        run = plan.tracker.find(plan.experiment, **{PARENT: plan.sweep_run,
+                                                    "emoref.method": name})
+        if run is None:
+            run = plan.tracker.start(plan.experiment, name, parent=plan.sweep_run, tags={
+                "emoref.kind": "reference", "emoref.method": name, "split_hash": split.hash})
+            tracker = plan.tracker
+            tracker.params(run, {k: v for k, v in flatten(config).items()
+                                 if k.startswith(("reference.", "corpus.", "split."))})
+            first = folder / f"seed{base.seed}"
+            tracker.metrics(run, seed_rows(first))
+            for file in ("confusion.json", "table.csv"):
+                tracker.artifact(run, first / file)
+            tracker.artifact(run, first / "figures", "figures")
+            tracker.finish(run)
+    plan.tracker.metrics(plan.sweep_run, [reference_metrics(sweep)])
 
 
 def summarise(done: dict[int, dict[str, float]]) -> dict[str, float]:
@@ -408,6 +469,31 @@ def check_storage(folder: Path, uri: str, created: bool) -> None:
 STATE_SNAPSHOT_S = "2"
 
 
+def progress(what: str, total: int, seeds: int) -> Any:
+    """A Tune callback printing one line per finished seed: configurations done / total, time
+    since the sweep started, and the best mean dev UA so far among complete configurations."""
+    from ray import tune
+
+    class Progress(tune.Callback):
+        def __init__(self) -> None:
+            self.start, self.best, self.done = time.perf_counter(), None, set()
+
+        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                            **info: Any) -> None:
+            complete = result.get("seeds_done", 0) >= seeds
+            if complete:
+                self.done.add(trial.trial_id)
+                if self.best is None or result["objective"] > self.best[0]:
+                    self.best = (result["objective"], trial.trial_id)
+            best = (f"best mean dev UA {self.best[0]:.3f} ({self.best[1]})" if self.best
+                    else "no configuration complete yet")
+            print(f"[{what}] {len(self.done)}/{total} configurations done "
+                  f"({trial.trial_id}: {int(result.get('seeds_done', 0))}/{seeds} seeds), "
+                  f"{time.perf_counter() - self.start:.0f} s, {best}", flush=True)
+
+    return Progress()
+
+
 def run_sweep(args: argparse.Namespace, plan: Plan, split: Any, space: dict[str, Range],
               base: RunConfig) -> None:
     from ray import tune
@@ -432,6 +518,8 @@ def run_sweep(args: argparse.Namespace, plan: Plan, split: Any, space: dict[str,
                                         max_concurrent_trials=args.max_concurrent or None),
             run_config=tune.RunConfig(name="tune", storage_path=str(path.parent),
                                       failure_config=tune.FailureConfig(max_failures=1),
+                                      callbacks=[progress(plan.method, args.num_samples,
+                                                          plan.seeds)],
                                       verbose=0 if args.quiet else 1))
     tuner.fit()
 
@@ -458,6 +546,8 @@ def run_baselines(args: argparse.Namespace, plan: Plan, split: Any) -> None:
             tune_config=tune.TuneConfig(max_concurrent_trials=args.max_concurrent or None),
             run_config=tune.RunConfig(name=path.name, storage_path=str(path.parent),
                                       failure_config=tune.FailureConfig(max_failures=1),
+                                      callbacks=[progress("baselines", len(BASELINES),
+                                                          plan.seeds)],
                                       verbose=0 if args.quiet else 1))
     tuner.fit()
 
@@ -502,6 +592,17 @@ def main(argv: list[str] | None = None) -> Path:
     uri = (args.resume and record.get("tracking_uri")) or tracking_uri(args.tracking_uri,
                                                                        Path("runs"))
     check_storage(folder, uri, created)
+    # openSMILE features of the whole corpus into the cache, as Ray tasks on every core, so the
+    # trials only read them; a file openSMILE cannot use stops here (or is skipped, and listed).
+    try:
+        split = prepare_split(args.method, base, echo=not args.quiet)
+    except USER_ERRORS as err:
+        if created:
+            shutil.rmtree(folder, ignore_errors=True)
+        fail(str(err))
+    if args.resume and record["split_hash"] != split.hash:
+        fail(f"--resume: {folder} was swept on split {record['split_hash']}; the corpus now "
+             f"gives {split.hash}")
     if not args.resume:
         record = {"method": args.method, "corpus": base.corpus.name, "preset": args.preset,
                   "overrides": args.overrides, "space": {k: r.as_yaml() for k, r in space.items()},
@@ -520,6 +621,7 @@ def main(argv: list[str] | None = None) -> Path:
         # Read by each Tuner's driver-side controller: the sweep's and the baselines'.
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", STATE_SNAPSHOT_S)
         with tracker.failing(sweep_run):
+            run_references(plan, split, base)
             run_sweep(args, plan, split, space, base)
             if args.method == "ipr" and not args.no_baselines:
                 run_baselines(args, plan, split)

@@ -548,14 +548,21 @@ PRESETS: dict[str, tuple[str, ...]] = {
               "train.warmup_epochs=10", "train.batch_size=8", "train.lr=1e-5",
               "audio.segment_hop=1", "epr.vgg=E", "epr.width=1.0", "epr.fc=4096",
               "epr.max_epochs=20"),
-    # A laptop (the field defaults): the small log-Mel CNN from scratch, 20 epochs, 5 warm-up. On
-    # two CPU cores one IPR seed on the synthetic corpus takes about 3 minutes, a baseline 1-2.
-    "cpu": (),
+    # A laptop: the IPR family learns from openSMILE's ComParE_2016 functionals (the field's
+    # standard set; extracted once, with K = 4 augmented views for IPR's x_aug) through a trainable
+    # MLP trunk. On EmoDB, D1's cross-entropy is below 0.01 by epoch 3, so a 6-epoch warm-up (the
+    # paper's 10 of 50 proportion) places the prototypes on a trained embedding; 30 epochs in all.
+    # One IPR seed takes ~10 s on one core. The small log-Mel CNN (encoder.kind=logmel_cnn,
+    # trained from scratch) stays available; EPR keeps its VGG on log-Mel segments.
+    "cpu": ("encoder.kind=opensmile", "encoder.feature_set=ComParE_2016", "encoder.views=4",
+            "train.epochs=30", "train.warmup_epochs=6"),
     # Seconds: the real code path on a tiny corpus, for tests and --smoke-test.
     "smoke": ("corpus.synthetic.n_utterances=96", "corpus.synthetic.max_duration=1.5",
               "audio.max_seconds=1.5", "train.epochs=3", "train.warmup_epochs=1",
-              "train.batch_size=8", "encoder.cnn_channels=8", "encoder.embed_dim=32",
-              "head.hidden=32", "split.folds=3", "epr.depth=3",
+              "train.batch_size=8", "encoder.kind=opensmile", "encoder.feature_set=eGeMAPSv02",
+              "encoder.views=1", "trunk.hidden=32", "trunk.dim=32", "trunk.channels=16",
+              "reference.feature_set=eGeMAPSv02",
+              "encoder.cnn_channels=8", "encoder.embed_dim=32", "head.hidden=32", "split.folds=3", "epr.depth=3",
               "epr.max_epochs=2", "epr.width=0.0625", "epr.fc=16", "epr.batch_size=32",
               "epr.forest_trees=10"),
 }

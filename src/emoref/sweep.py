@@ -207,7 +207,9 @@ def outcome(method: str, folder: Path) -> dict[str, float]:
     else:
         epoch, selected = select(rows)
         flat = seed_metrics(selected, rows[-1], epoch)
-        test = {m: selected.get(f"d3_{m}", math.nan) for m in ("wa", "ua", "f1")}
+        # D3 for the ambiguity split; the pooled test folds for the reference on k folds
+        test = {m: selected.get(f"d3_{m}", selected.get(f"cv_{m}", math.nan))
+                for m in ("wa", "ua", "f1")}
         dev = selected.get(OBJECTIVE, math.nan)
     return {**flat, "dev": dev, **{f"test_{m}": v for m, v in test.items()}}
 
@@ -292,7 +294,11 @@ def _pm(stat: tuple[float, float], scale: float = 100.0) -> str:
 
 
 TRAIN_DATA = {"baseline": "D1", "baseline_star": "D1 and unlabelled D2",
-              "ipr": "D1 and unlabelled D2", "supervised": "labelled D1 and D2"}
+              "ipr": "D1 and unlabelled D2", "supervised": "labelled D1 and D2",
+              "reference": "D1 (openSMILE + LR)",
+              "reference_supervised": "labelled D1 and D2 (openSMILE + LR)"}
+# The classical reference rows (methods/reference.py) a sweep computes before its first trial.
+REFERENCES = ("reference", "reference_supervised", "reference_cv")
 
 
 def table3(best: Configuration, baselines: Mapping[str, Mapping[int, dict[str, float]]]) -> str:
@@ -301,7 +307,8 @@ def table3(best: Configuration, baselines: Mapping[str, Mapping[int, dict[str, f
     baseline and baseline* (paired t-tests over seeds)."""
     rows = {**{m: dict(s) for m, s in baselines.items()}, "ipr": best.seeds}
     seeds = sorted(set.intersection(*(set(s) for s in rows.values())))
-    order = [m for m in ("baseline", "baseline_star", "ipr", "supervised") if m in rows]
+    order = [m for m in ("reference", "baseline", "baseline_star", "ipr", "supervised",
+                         "reference_supervised") if m in rows]
     lines = ["| Method | Train | D3 Acc (%) | D3 UA (%) | seeds |", "|---|---|---|---|---|"]
     for method in order:
         marks = {}
@@ -381,10 +388,27 @@ def write_report(folder: str | Path, top: int = 10) -> str:
         f"{_pm(best.stat('dev'))} over {len(best.seeds)} seed(s).\n"
         f"# Rerun: python -m runner.train {method} --config <this file> --seeds "
         f"{record['seeds']}\n" + "\n".join(as_overrides(best_config)) + "\n")
+    failed = sorted((folder / "trials").glob("*/failed.txt"))
+    if failed:
+        lines += ["", f"{len(failed)} configuration(s) failed (a diverged seed ends its "
+                  "configuration; Optuna was told the worst score):", ""]
+        lines += [f"- {path.parent.name}: {path.read_text().strip()}" for path in failed]
     lines += ["", f"Best: trial {best.trial} ({len(best.seeds)} seeds), written to best.txt:",
               "", *[f"    {k}={value_text(best.params[k])}" for k in keys if k in best.params]]
     # ---- Paired tests over seeds on the same split
-    others = baseline_outcomes(folder) if method != "epr" else {"VGG (stage 1)": epr_stage1(best)}
+    others = baseline_outcomes(folder)
+    if method == "epr":
+        others = {"VGG (stage 1)": epr_stage1(best), **others}
+    if any(r in others for r in REFERENCES):
+        lines += ["", "## Classical reference (openSMILE functionals + logistic regression, the "
+                  "same split and seeds)", "",
+                  f"| row | train | {test} WA | {test} UA | {test} F1 |", "|---|---|---|---|---|"]
+        for name in REFERENCES:
+            if name in others:
+                rows = list(others[name].values())
+                lines.append(f"| {name} | {TRAIN_DATA.get(name, 'training folds')} | " + " | ".join(
+                    _pm(mean_std([r[f"test_{m}"] for r in rows])) for m in ("wa", "ua", "f1"))
+                    + " |")
     if others:
         lines += ["", f"## Paired t-tests over seeds: best {method} against each baseline", "",
                   "| against | metric | seeds | difference (points) | p |", "|---|---|---|---|---|"]

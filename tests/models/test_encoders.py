@@ -45,3 +45,21 @@ def test_logmel_cnn_and_heads():
     k = Projection(h.shape[1], config.head)(h)
     assert logits.shape == (2, 4)
     assert torch.allclose(k.norm(dim=1), torch.ones(2), atol=1e-6)
+
+
+def test_logmel_cnn_embedding_does_not_depend_on_its_batch():
+    # Statistics over valid frames only: in eval mode an utterance's embedding is the same alone
+    # and padded beside a much longer one (the padding used to enter InstanceNorm's statistics).
+    config = build_config("cpu", ["encoder.kind=logmel_cnn"])
+    encoder = build_encoder(config.encoder, config.audio).eval()
+    generator = torch.Generator().manual_seed(0)
+    short = torch.randn(16000 + 1234, generator=generator) * 0.1
+    long = torch.randn(16000 * 5, generator=generator) * 0.1
+    alone = encoder(short[None], torch.ones(1, len(short), dtype=torch.bool))
+    wave = torch.zeros(2, len(long))
+    mask = torch.zeros(2, len(long), dtype=torch.bool)
+    wave[0, :len(short)], mask[0, :len(short)] = short, True
+    wave[1], mask[1] = long, True
+    with torch.no_grad():
+        batched = encoder(wave, mask)
+    assert torch.allclose(alone[0], batched[0], atol=1e-5)

@@ -22,7 +22,7 @@ from emoref.data.splits import AmbiguitySplit
 from emoref.metrics import weighted_accuracy
 from emoref.distributed import LOCAL, Runtime
 from emoref.methods.common import (BatchCycle, PerBatch, Reporter, Result, SERModel, annotation,
-                                   check_ambiguity_split, checkpoint, d2_weight, evaluate,
+                                   check_ambiguity_split, check_finite, checkpoint, d2_weight, evaluate,
                                    is_selected, load_parts, loop_state, make_batch, predict,
                                    result, resume_loop, seed_everything, soft_cross_entropy,
                                    steps_per_epoch)
@@ -84,6 +84,7 @@ def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter, runtime: R
                 ce_d2 = runtime.share(soft_cross_entropy(outputs[1][0].float(), q) * len(q),
                                       len(idx2))
             loss = config.ipr.alpha * ce_d1 + weight * ce_d2
+            check_finite(epoch, ce_d1=ce_d1, ce_d2=ce_d2, loss=loss)
             runtime.step(loss, optimizer)
             for name, value in (("loss", loss), ("ce_d1", ce_d1), ("ce_d2", ce_d2)):
                 sums[name] += value.detach().item() / runtime.world / steps

@@ -326,6 +326,21 @@ def evaluate(model: SERModel, parts: dict[str, tuple[Inputs, np.ndarray]],
     return metrics, extras
 
 
+class Diverged(RuntimeError):
+    """A training loss became non-finite (a learning rate or loss weight a sweep proposes can
+    diverge); the message names the epoch and the term. Sweeps record the seed as failed."""
+
+
+def check_finite(epoch: int, **terms: torch.Tensor) -> None:
+    """Raises Diverged naming the first non-finite loss term (checked before the step, so the
+    weights are never overwritten with NaN)."""
+    for name, value in terms.items():
+        if not bool(torch.isfinite(value.detach()).all()):
+            raise Diverged(f"epoch {epoch}: loss term {name} is {value.detach().float().item()} "
+                           "(non-finite); the learning rate or a loss weight is too large for "
+                           "this configuration")
+
+
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """-sum_c q_c log softmax(logits)_c, averaged over the batch. (B, C), (B, C) -> ()"""
     return -(targets * torch.log_softmax(logits, dim=1)).sum(1).mean()

@@ -28,7 +28,8 @@ from emoref.data.segments import SegmentBank, bank_from_frames
 from emoref.data.splits import KFoldSplit
 from emoref.methods import epr_math
 from emoref.distributed import LOCAL, Runtime, restore_rng, rng_state
-from emoref.methods.common import Reporter, Result, label_array, soft_cross_entropy
+from emoref.methods.common import (Reporter, Result, check_finite, label_array,
+                                   soft_cross_entropy)
 from emoref.metrics import classification_report
 from emoref.models.vgg import VGG
 
@@ -230,6 +231,7 @@ def train_network(network: VGG, bank: SegmentBank, fit_segs: np.ndarray, val_seg
                 logits = net(x).float()
             q = targets[mine].to(logits.device)
             loss = runtime.share(soft_cross_entropy(logits, q) * len(mine), len(idx))
+            check_finite(epoch, loss=loss)
             runtime.step(loss, optimizer)
             total += loss.item() * len(idx) / runtime.world
         total = runtime.sum({"loss": total})["loss"]

@@ -19,7 +19,7 @@ from emoref.metrics import prototype_similarity, similarity_pairs, weighted_accu
 from emoref.methods import ipr_math
 from emoref.distributed import LOCAL, Runtime
 from emoref.methods.common import (BatchCycle, PerBatch, Reporter, Result, SERModel, annotation,
-                                   check_ambiguity_split, checkpoint, d2_weight, evaluate,
+                                   check_ambiguity_split, check_finite, checkpoint, d2_weight, evaluate,
                                    is_selected, load_inputs, load_parts, loop_state, make_batch,
                                    predict, result, resume_loop, seed_everything,
                                    steps_per_epoch, view_pair_batch)
@@ -105,6 +105,7 @@ def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter,
             # Eq. 6. The CE terms are this rank's shares; the contrastive term is the global value
             # on every rank (its gradient reaches each rank's rows through the gather).
             loss = ipr.alpha * ce_d1 + beta * ce_d2 + ipr.mu * contrastive
+            check_finite(epoch, ce_d1=ce_d1, ce_d2=ce_d2, contrastive=contrastive, loss=loss)
             runtime.step(loss, optimizer)
             for name, value in (("loss", loss), ("ce_d1", ce_d1), ("ce_d2", ce_d2),
                                 ("contrastive", contrastive)):
