@@ -17,24 +17,53 @@ from pathlib import Path
 
 from emoref.config import ConfigError
 from emoref.methods.common import select
-from emoref.summary import aggregate, markdown_table, seed_metrics, stage_table
-from emoref.sweep import epr_depth, seed_rows, write_report
+from emoref.summary import (CV_COLUMNS, aggregate, markdown_table, mean_std, seed_metrics,
+                            stage_table)
+from emoref.sweep import epr_depth, finished_seeds, paired_p, seed_rows, write_report
+
+AGREEMENT_COLUMNS = (("placement", "agreement_prototype", "at placement"),
+                     ("selected", "agreement_prototype", "at the selected epoch"),
+                     ("final", "agreement_prototype", "at the last epoch"))
 from runner._cli import fail
 
 
-def per_seed(method_dir: Path) -> list[dict[str, float]]:
-    out = []
-    for folder in sorted(method_dir.glob("seed*"), key=lambda p: int(p.name[4:])):
-        if not (folder / "config.txt").exists():  # written once the seed has finished
-            continue
+def per_seed(method_dir: Path) -> dict[int, dict[str, float]]:
+    """{seed: seed_metrics} of every finished seed; the IPR family's also hold
+    `placement.agreement_prototype`, the prototypes' agreement in the epoch they were placed."""
+    out = {}
+    for seed, folder in finished_seeds(method_dir).items():
         rows = seed_rows(folder)
         if method_dir.name == "epr":  # its last report holds every stage's scores
             depth = epr_depth(rows[-1])
-            out.append(seed_metrics(rows[-1], rows[-1], depth))  # as epr.fit's Result has it
+            out[seed] = seed_metrics(rows[-1], rows[-1], depth)  # as epr.fit's Result has it
         else:
             epoch, selected = select(rows)
-            out.append(seed_metrics(selected, rows[-1], epoch))
+            out[seed] = seed_metrics(selected, rows[-1], epoch)
+            placed = next((r for r in rows if "agreement_prototype" in r), None)
+            if placed:
+                out[seed]["placement.agreement_prototype"] = placed["agreement_prototype"]
     return out
+
+
+def paired_table(seeds: dict[str, dict[int, dict[str, float]]], best: str = "ipr") -> str:
+    """`best` against every other method run here: mean difference over the seeds both finished
+    and the two-sided paired t-test's p (D3 at the dev-selected epoch)."""
+    lines = [f"Paired t-tests over seeds, {best} minus each other method (points):", "",
+             "| against | seeds | D3 WA difference | p | D3 UA difference | p |",
+             "|---|---|---|---|---|---|"]
+    for other, rows in seeds.items():
+        shared = sorted(set(rows) & set(seeds[best]))
+        if other == best or other == "reference_cv" or len(shared) < 2:
+            continue
+        cells = []
+        for key in ("selected.d3_wa", "selected.d3_ua"):
+            a = [seeds[best][s][key] for s in shared]
+            b = [rows[s][key] for s in shared]
+            p = paired_p(a, b)
+            cells += [f"{100 * mean_std([x - y for x, y in zip(a, b)])[0]:+.2f}",
+                      f"{p:.4f}{' (< 0.05)' if p < 0.05 else ''}"]
+        lines.append(f"| {other} | {len(shared)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) if len(lines) > 4 else ""
 
 
 def report(run: Path) -> str:
@@ -45,17 +74,27 @@ def report(run: Path) -> str:
             fail(str(err))
     if not run.is_dir():
         fail(f"{run}: not a folder written by runner.train")
-    summaries, counts = {}, {}
+    summaries, counts, by_seed = {}, {}, {}
     for method_dir in sorted(p for p in run.iterdir() if p.is_dir()):
         seeds = per_seed(method_dir)
         if seeds:
-            summaries[method_dir.name], counts[method_dir.name] = aggregate(seeds), len(seeds)
+            by_seed[method_dir.name] = seeds
+            summaries[method_dir.name] = aggregate(list(seeds.values()))
+            counts[method_dir.name] = len(seeds)
     if not summaries:
         fail(f"{run}: no finished seed (no <method>/seed<k>/config.txt)")
     parts = [f"{run}: " + ", ".join(f"{m} {n} seed(s)" for m, n in counts.items())]
     family = {m: s for m, s in summaries.items() if m not in ("epr", "reference_cv")}
     if family:
         parts.append(markdown_table(family))
+    if "placement.agreement_prototype" in summaries.get("ipr", {}):
+        parts.append("IPR's prototype-assigned agreement with D2's hidden labels (percent):\n"
+                     + markdown_table({"ipr": summaries["ipr"]}, AGREEMENT_COLUMNS))
+    paired = paired_table(by_seed) if "ipr" in by_seed else ""
+    if paired:
+        parts.append(paired)
+    if "reference_cv" in summaries and "epr" not in summaries:
+        parts.append(markdown_table({"reference_cv": summaries["reference_cv"]}, CV_COLUMNS))
     if "epr" in summaries:
         config = (sorted((run / "epr").glob("seed*"))[0] / "config.txt").read_text().splitlines()
         values = dict(line.split("=", 1) for line in config)

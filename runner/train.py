@@ -13,6 +13,10 @@ cross-validation. Writes, under --out (default runs/train/<corpus>):
   <method>/seed<k>/confusion.json  the reported confusion matrices as numbers
   <method>/seed<k>/config.txt      the resolved config, key=value
   summary.json, summary.md         mean ± std over seeds per method
+Every table carries the classical reference (openSMILE functionals + logistic regression, seconds):
+reference/ (D1) and reference_supervised/ (D1 + labelled D2) beside the IPR family, reference_cv/
+(the same training folds) beside EPR. openSMILE features (the reference's, and the trunk's with
+encoder.kind=opensmile) are extracted into the cache first, as Ray tasks on every core.
 With workers=N (N >= 1) each seed trains through a Ray Train TorchTrainer on N DDP workers (gloo on
 CPU; gpu=true: one GPU each, NCCL, train.precision=bf16|fp16 for mixed precision), checkpointing
 every epoch under dist.storage and resuming there when Ray restarts a failed worker group. It uses
@@ -42,7 +46,8 @@ from emoref.data.opensmile_features import Extraction
 from emoref.data.splits import AmbiguitySplit, KFoldSplit, make_split
 from emoref.methods import METHODS, reference
 from emoref.methods.common import Diverged, Result, check_ambiguity_split
-from emoref.summary import aggregate, markdown_table, seed_metrics, stage_table, write_csv
+from emoref.summary import (CV_COLUMNS, aggregate, markdown_table, seed_metrics, stage_table,
+                            write_csv)
 from runner._cli import USER_ERRORS, expand, fail, read_overrides
 
 SHOWN = ("loss", "beta", "dev_ua", "d3_wa", "d3_ua", "agreement_prototype", "agreement_model",
@@ -217,7 +222,9 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"writing to {out}")
     per_seed: dict[str, list[dict[str, float]]] = {}
     hashes = {}
-    runs = {m: (m, c, s) for m, (c, s) in prepared.items()}
+    # The reference on k folds is the row beside EPR: reference_cv, wherever it is asked for.
+    runs = {("reference_cv" if m == "reference" and isinstance(s, KFoldSplit) else m): (m, c, s)
+            for m, (c, s) in prepared.items()}
     runs.update(reference_runs(prepared))  # the classical reference rows, seconds each
     for name, (method, base, split) in runs.items():
         hashes[name] = split.hash
@@ -241,6 +248,9 @@ def main(argv: list[str] | None = None) -> dict:
     if family:
         tables.append("D3 at the dev-selected epoch; D2 agreement at the last epoch (percent):\n"
                       + markdown_table(family))
+    if "reference_cv" in summaries and "epr" not in summaries:
+        tables.append("Utterance WA/UA/F1 over all test folds (percent):\n"
+                      + markdown_table({"reference_cv": summaries["reference_cv"]}, CV_COLUMNS))
     if "epr" in summaries:
         e = prepared["epr"][0].epr
         name = "VGG*" if e.labels == "mixed" else "VGG"

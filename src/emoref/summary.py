@@ -14,6 +14,10 @@ IPR_COLUMNS = (("selected", "d3_wa", "D3 WA"), ("selected", "d3_ua", "D3 UA"),
                ("final", "agreement_prototype", "agreement (prototype)"),
                ("final", "agreement_model", "agreement (model)"))
 
+# The classical reference on k folds: every utterance scored by its own test fold.
+CV_COLUMNS = (("selected", "cv_wa", "CV WA"), ("selected", "cv_ua", "CV UA"),
+              ("selected", "cv_f1", "CV F1"))
+
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (n - 1; 0.0 for a single value)."""

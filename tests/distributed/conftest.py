@@ -14,8 +14,8 @@ ray = pytest.importorskip("ray")
 # Dropout masks come from each rank's own torch generator and BatchNorm (without a GPU for
 # SyncBatchNorm) normalises each rank's shard, so both are off where N workers are compared with
 # one process; everything else (crops, augmentation, padding, losses, prototypes) is the same.
-EXACT = ("encoder.batch_norm=false", "head.dropout=0", "train.epochs=4",
-         "dist.cpus_per_worker=0.5")
+EXACT = ("encoder.batch_norm=false", "head.dropout=0", "trunk.dropout=0", "trunk.input_dropout=0",
+         "train.epochs=4", "dist.cpus_per_worker=0.5")
 
 
 def free_port() -> int:

@@ -88,6 +88,12 @@ def test_report_has_top_configs_paired_tests_and_table3(sweep):
     assert "## Top configurations" in report and "dev UA" in report and "D3 UA" in report
     assert "## Paired t-tests over seeds" in report
     assert "| baseline* | D1 and unlabelled D2 |" in report and "| ipr |" in report
+    # The classical reference rows: their own table, the paired tests and Table 3's layout.
+    assert "## Classical reference" in report
+    assert "| reference | D1 (openSMILE + LR) |" in report
+    assert "| reference_supervised | D3 UA |" in report
+    for name in ("reference", "reference_supervised"):
+        assert len(list((folder / "baselines" / name).glob("seed*/config.txt"))) == 3
     rows = list(csv.DictReader((folder / "report.csv").open()))
     assert len(rows) == 2 and all(r["seeds"] == "3" for r in rows)
     # Ranked by the objective (mean dev UA over seeds), never by D3.
@@ -196,6 +202,9 @@ def test_mlflow_holds_the_sweep_its_configurations_and_their_seeds(sweep):
     assert {a.path for a in client.list_artifacts(sweep_run.info.run_id)} >= {
         "report.md", "report.csv", "best.txt"}
     assert "best.test_ua.mean" in sweep_run.data.metrics
+    assert "reference.test_ua.mean" in sweep_run.data.metrics
+    assert sorted(r.data.tags["emoref.method"] for r in kinds["reference"]) == [
+        "reference", "reference_supervised"]
     configs = kinds["configuration"]
     assert sorted(r.data.tags["emoref.method"] for r in configs) == [
         "baseline", "baseline_star", "ipr", "ipr", "supervised"]
@@ -208,6 +217,9 @@ def test_mlflow_holds_the_sweep_its_configurations_and_their_seeds(sweep):
         mean = config_run.data.metrics["selected.d3_ua.mean"]
         values = [float(r.data.metrics["d3_ua"]) for r in children]  # last epoch's, for range
         assert 0.0 <= mean <= 1.0 and values
+        # Every configuration run carries the classical reference rows beside its own numbers.
+        assert 0.0 <= config_run.data.metrics["reference.test_ua.mean"] <= 1.0
+        assert "reference_supervised.test_wa.mean" in config_run.data.metrics
         figures = {a.path for a in client.list_artifacts(config_run.info.run_id, "figures")}
         assert {"figures/agreement_mean.png", "figures/d3_confusion_sum.png"} <= figures
         if config_run.data.tags["emoref.method"] == "ipr":  # only IPR has prototypes (Fig. 2)
@@ -346,9 +358,12 @@ def test_a_trial_that_raises_leaves_its_runs_failed_not_running(tmp_path):
     assert done.returncode == 1, done.stderr[-3000:]
     assert "no configuration has a finished seed" in done.stderr
     runs = runs_of(store(tmp_path))
-    assert {r.data.tags.get("emoref.kind") for r in runs} == {"sweep", "configuration", "seed"}
-    assert all(r.info.status == "FAILED" for r in runs), [(r.info.run_name, r.info.status)
-                                                          for r in runs]
+    assert {r.data.tags.get("emoref.kind") for r in runs} == {"sweep", "configuration", "seed",
+                                                               "reference"}
+    # The classical reference rows were computed before the first trial; everything else failed.
+    learned = [r for r in runs if r.data.tags["emoref.kind"] != "reference"]
+    assert all(r.info.status == "FAILED" for r in learned), [(r.info.run_name, r.info.status)
+                                                             for r in learned]
     seed_run = next(r for r in runs if r.data.tags["emoref.kind"] == "seed")
     assert seed_run.data.tags["error"].startswith("OSError")  # the summary of what was raised
 
