@@ -21,15 +21,14 @@ from emoref.summary import (CV_COLUMNS, aggregate, markdown_table, mean_std, see
                             stage_table)
 from emoref.sweep import epr_depth, finished_seeds, paired_p, seed_rows, write_report
 
-AGREEMENT_COLUMNS = (("placement", "agreement_prototype", "at placement"),
-                     ("selected", "agreement_prototype", "at the selected epoch"),
-                     ("final", "agreement_prototype", "at the last epoch"))
+AGREEMENT_COLUMNS = (("placement", "at placement"), ("selected", "at the selected epoch"),
+                     ("final", "at the last epoch"))
 from runner._cli import fail
 
 
 def per_seed(method_dir: Path) -> dict[int, dict[str, float]]:
-    """{seed: seed_metrics} of every finished seed; the IPR family's also hold
-    `placement.agreement_prototype`, the prototypes' agreement in the epoch they were placed."""
+    """{seed: seed_metrics} of every finished seed; IPR's also hold `placement.agreement_*`, the
+    pseudo labels' agreement in the epoch the prototypes were placed."""
     out = {}
     for seed, folder in finished_seeds(method_dir).items():
         rows = seed_rows(folder)
@@ -41,8 +40,28 @@ def per_seed(method_dir: Path) -> dict[int, dict[str, float]]:
             out[seed] = seed_metrics(selected, rows[-1], epoch)
             placed = next((r for r in rows if "agreement_prototype" in r), None)
             if placed:
-                out[seed]["placement.agreement_prototype"] = placed["agreement_prototype"]
+                for kind in ("prototype", "model"):
+                    out[seed][f"placement.agreement_{kind}"] = placed[f"agreement_{kind}"]
     return out
+
+
+def agreement_table(seeds: dict[int, dict[str, float]]) -> str:
+    """IPR's pseudo labels against D2's hidden labels, mean ± std over the seeds that have them
+    (a seed whose dev-selected epoch is a warm-up epoch has no prototypes there): prototype-
+    assigned (Eq. 3) and model-generated (the classifier's argmax), the two curves of Fig. 3."""
+    lines = ["IPR's pseudo-label agreement with D2's hidden labels (percent; n = seeds):", "",
+             "| pseudo labels | " + " | ".join(t for _, t in AGREEMENT_COLUMNS) + " |",
+             "|---" * (1 + len(AGREEMENT_COLUMNS)) + "|"]
+    for kind, name in (("prototype", "prototype-assigned"), ("model", "model-generated")):
+        cells = []
+        for where, _ in AGREEMENT_COLUMNS:
+            key = f"{where}.agreement_{kind}"
+            values = [row[key] for row in seeds.values() if key in row]
+            mean, std = mean_std(values)
+            cells.append(f"{100 * mean:.2f} ± {100 * std:.2f} (n={len(values)})" if values
+                         else "-")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def paired_table(seeds: dict[str, dict[int, dict[str, float]]], best: str = "ipr") -> str:
@@ -87,9 +106,8 @@ def report(run: Path) -> str:
     family = {m: s for m, s in summaries.items() if m not in ("epr", "reference_cv")}
     if family:
         parts.append(markdown_table(family))
-    if "placement.agreement_prototype" in summaries.get("ipr", {}):
-        parts.append("IPR's prototype-assigned agreement with D2's hidden labels (percent):\n"
-                     + markdown_table({"ipr": summaries["ipr"]}, AGREEMENT_COLUMNS))
+    if "ipr" in by_seed:
+        parts.append(agreement_table(by_seed["ipr"]))
     paired = paired_table(by_seed) if "ipr" in by_seed else ""
     if paired:
         parts.append(paired)
