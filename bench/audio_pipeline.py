@@ -22,12 +22,13 @@ import torch
 import torchaudio
 from torch.nn import functional as F
 
-from bench.common import Figure, Result, synthetic
+from bench.common import LOGMEL_CNN, Figure, Result, synthetic
 from emoref.data.augment import Augmenter
 from emoref.data.audio import load_audio
 from emoref.methods.common import PerBatch, SERModel, make_batch
 
-FULL, QUICK = ("corpus.synthetic.n_utterances=96",), ("corpus.synthetic.n_utterances=16",)
+FULL = (*LOGMEL_CNN, "corpus.synthetic.n_utterances=96")
+QUICK = (*LOGMEL_CNN, "corpus.synthetic.n_utterances=16")
 
 
 def run(work: Path, quick: bool, repeats: int) -> Result:

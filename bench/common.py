@@ -14,6 +14,10 @@ from emoref.config import RunConfig, apply_overrides, build_config
 from emoref.data.corpora import load_manifest
 from emoref.data.manifest import Manifest
 
+# Pairs 1, 3 and 4 measure training of the log-Mel CNN on waveforms (the cpu preset's model until
+# the openSMILE front end replaced it there); they pin it so their figures stay comparable.
+LOGMEL_CNN = ("encoder.kind=logmel_cnn", "train.batch_size=16")
+
 SHARED_EMODB = Path(os.environ.get("EMOREF_EMODB",
                          Path(__file__).resolve().parents[1].parent / "shared" / "data" / "emodb"))
 

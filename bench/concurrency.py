@@ -18,11 +18,12 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import Figure, Result, synthetic
+from bench.common import LOGMEL_CNN, Figure, Result, synthetic
 from emoref.methods.common import load_waves
 
-FULL = ("corpus.synthetic.n_utterances=240", "train.epochs=2", "train.warmup_epochs=1")
-QUICK = ("corpus.synthetic.n_utterances=96", "corpus.synthetic.max_duration=1.5",
+FULL = (*LOGMEL_CNN, "corpus.synthetic.n_utterances=240", "train.epochs=2",
+        "train.warmup_epochs=1")
+QUICK = (*LOGMEL_CNN, "corpus.synthetic.n_utterances=96", "corpus.synthetic.max_duration=1.5",
          "audio.max_seconds=1.5", "train.epochs=2", "train.warmup_epochs=1")
 
 

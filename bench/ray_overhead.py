@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.common import Figure, Result, synthetic, timed, with_values
+from bench.common import LOGMEL_CNN, Figure, Result, synthetic, timed, with_values
 from emoref import distributed
 from emoref.data.splits import make_split
 from emoref.methods import ipr
@@ -27,9 +27,9 @@ from emoref.methods.common import ListReporter
 
 # One post-warm-up IPR epoch (prototypes placed at once, every step a D1 and a D2 batch, then
 # evaluation), on a synthetic corpus big enough for the epoch to last over 30 s on 2 cores.
-FULL = ("corpus.synthetic.n_utterances=3000", "train.warmup_epochs=0")
+FULL = (*LOGMEL_CNN, "corpus.synthetic.n_utterances=3000", "train.warmup_epochs=0")
 EPOCHS = 4  # 3 epoch intervals per run
-QUICK = ("corpus.synthetic.n_utterances=64", "corpus.synthetic.max_duration=1.5",
+QUICK = (*LOGMEL_CNN, "corpus.synthetic.n_utterances=64", "corpus.synthetic.max_duration=1.5",
          "audio.max_seconds=1.5", "train.epochs=1", "train.warmup_epochs=0")
 
 

@@ -87,15 +87,22 @@ def extraction_jobs(config: RunConfig) -> list[Extraction]:
 def prepare_split(method: str, config: RunConfig, manifests: dict | None = None,
                   extract: bool = True, echo: bool = True) -> Any:
     """The split `method` trains on, checked (raises ConfigError or DataError on bad input).
-    With `extract`, the openSMILE features of every utterance are in the cache first (as Ray
+    With `extract`, the openSMILE features of every utterance are then put in the cache (as Ray
     tasks when some are missing: see extract_features); a file openSMILE cannot use stops here
-    or, with corpus.on_bad_audio=skip, is left out of the split."""
+    or, with corpus.on_bad_audio=skip, is left out of the split. Every check comes first."""
     manifests = {} if manifests is None else manifests
     if config.corpus not in manifests:  # methods differ in split, not in corpus
         manifests[config.corpus] = load_manifest(config.corpus)
     manifest = manifests[config.corpus]
+    split = checked_split(method, config, manifest)
     if extract:
-        manifest = extract_features(manifest, config, echo)
+        kept = extract_features(manifest, config, echo)
+        if kept is not manifest:  # files openSMILE cannot use were left out: split the rest
+            split = checked_split(method, config, kept)
+    return split
+
+
+def checked_split(method: str, config: RunConfig, manifest: Manifest) -> Any:
     split = make_split(manifest, config.split)
     wanted = SPLIT_KIND.get(method, (AmbiguitySplit,))
     if not isinstance(split, wanted):
@@ -134,10 +141,13 @@ def prepare(methods: list[str], args: argparse.Namespace) -> dict[str, tuple[Run
     """Every method's config and split, checked before the first step; exits 2 on bad input."""
     prepared, manifests = {}, {}
     try:
-        for method in methods:
+        for method in methods:  # every config and split checked before anything is computed
             config = build_config(args.preset, read_overrides(args.config) + expand(args.overrides),
                                   method=method)
-            prepared[method] = (config, prepare_split(method, config, manifests))
+            prepared[method] = (config, prepare_split(method, config, manifests, extract=False))
+        for method, (config, _) in prepared.items():  # then the features, into the cache
+            split = prepare_split(method, config, manifests, echo=not args.quiet)
+            prepared[method] = (config, split)
     except USER_ERRORS as err:
         fail(str(err))
     return prepared

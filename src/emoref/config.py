@@ -255,7 +255,7 @@ class EncoderConfig:
         _require(1 <= self.views <= 64, "views", "an integer in [1, 64]", self.views)
         _require(self.layer >= -1, "layer", "-1 (the last) or a layer index >= 0", self.layer)
         _require(self.layer == -1 or self.kind == "wav2vec2", "layer",
-                 "-1 for logmel_cnn (layers are a wav2vec2 choice)", self.layer)
+                 f"-1 for {self.kind} (layers are a wav2vec2 choice)", self.layer)
 
 
 @dataclass(frozen=True)

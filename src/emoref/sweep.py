@@ -362,8 +362,8 @@ def write_report(folder: str | Path, top: int = 10) -> str:
              f"{len(configs)} configuration(s) with finished seeds, {complete} with all "
              f"{record['seeds']}; split {record['split_hash']}; code {record['git_sha']}.",
              f"Objective (Optuna, maximised): {record['objective']}. "
-             + ("D3" if method != "epr" else "The test folds (CV columns)")
-             + " never steer the search: their numbers are reported, not optimised.",
+             + ("D3 never steers" if method != "epr" else "The test folds (CV columns) never "
+                "steer") + " the search: their numbers are reported, not optimised.",
              "", "## Top configurations (mean ± std over seeds, percent)", "",
              "| rank | trial | seeds | dev UA | " + " | ".join(f"{test} {m}" for m in
                                                              ("WA", "UA", "F1")) + " | "

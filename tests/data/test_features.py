@@ -36,7 +36,8 @@ def corpus(tmp_path):
 
 def frozen(config, *more):
     from emoref.config import apply_overrides
-    pairs = [("encoder.freeze", "true"), ("encoder.views", "3"), ("train.epochs", "2"),
+    pairs = [("encoder.kind", "logmel_cnn"), ("encoder.freeze", "true"), ("encoder.views", "3"),
+             ("train.epochs", "2"),
              *(m.split("=", 1) for m in more)]
     return apply_overrides(config, pairs)
 

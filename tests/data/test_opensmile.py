@@ -63,8 +63,7 @@ def test_features_are_deterministic_cached_and_read_back(tmp_path, tone, monkeyp
     assert osf.pending(manifest.utterances, job) == 0
     first = osf.OpenSmileInputs(manifest.utterances, config)
     # Computing again from the audio gives the same numbers (seeded augmentation included).
-    direct = osf.extract_items(job, [(u.path, k, 2) for u, k in
-                                     zip(manifest.utterances, job.keys(manifest.utterances))])
+    direct = osf.extract_items(job, [(u.path, u.id, 2) for u in manifest.utterances])
     assert all(np.array_equal(a, b) for a, b in zip(direct, first.values[2]))
     assert not np.array_equal(first.values[0][0], first.values[1][0])  # views differ
     # A second reader (another seed, trial or fold) extracts nothing.

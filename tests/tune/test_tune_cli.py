@@ -382,3 +382,35 @@ def test_asha_sweep_ends_with_no_run_failed_or_left_running(tmp_path):
     assert statuses[("sweep", "FINISHED")] == 1
     assert statuses[("configuration", "FINISHED")] + statuses[("configuration", "KILLED")] == 3
     assert not {status for (_, status) in statuses} - {"FINISHED", "KILLED"}
+
+
+def test_a_diverging_configuration_fails_alone_and_the_sweep_goes_on(tmp_path):
+    # tau = 1e-40 makes Eq. 5's similarities / tau overflow float32: the contrastive term is NaN
+    # from the first refinement step. That configuration is recorded as failed, Optuna is told
+    # the worst score, and the other configuration finishes.
+    space = tmp_path / "space.yaml"
+    space.write_text("ipr:\n  ipr.tau: {choice: [0.07, 1.0e-40]}\n"
+                     "  ipr.gamma: {uniform: [0.9, 0.999]}\n")
+    done = cli("runner.tune", "ipr", "--smoke-test", "--num-samples", 4, "--seeds", 1,
+               "--no-baselines", "--space", space, "--storage-path", tmp_path / "sweeps",
+               "--name", "diverge", "--quiet", "--tracking-uri", store(tmp_path),
+               f"corpus.cache_dir={tmp_path / 'cache'}")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    folder = tmp_path / "sweeps" / "diverge"
+    failed = sorted(folder.glob("trials/*/failed.txt"))
+    finished = sorted(folder.glob("trials/*/seed0/config.txt"))
+    assert failed and finished, "expected both a diverged and a finished configuration"
+    assert "loss term contrastive" in failed[0].read_text()
+    for path in failed:
+        assert json.loads((path.parent / "params.json").read_text())["ipr.tau"] < 1e-30
+    assert "configuration(s) failed" in (folder / "report.md").read_text()
+    configs = [r for r in runs_of(store(tmp_path)) if r.data.tags["emoref.kind"] == "configuration"]
+    statuses = {r.data.tags["emoref.trial"]: r.info.status for r in configs}
+    assert {statuses[p.parent.name] for p in failed} == {"FAILED"}
+    assert {statuses[p.parents[1].name] for p in finished} == {"FINISHED"}
+    reasons = [r.data.tags.get("error", "") for r in configs if r.info.status == "FAILED"]
+    assert all("Diverged" in reason and "contrastive" in reason for reason in reasons), reasons
+    # Optuna was told the worst score for it (Tune's record of the trial's last report).
+    results = [json.loads(line) for path in (folder / "tune").glob("*/result.json")
+               for line in path.read_text().splitlines() if line.strip()]
+    assert any(r.get("failed") == 1.0 and r["objective"] == -1.0 for r in results)

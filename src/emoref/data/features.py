@@ -47,8 +47,8 @@ from emoref.data.augment import IMPULSE_RESPONSES_VERSION, Augmenter
 from emoref.data.manifest import Utterance
 
 # Bump when what a cached value means changes (a new pooling, a different crop): old entries are
-# then simply not found.
-FORMAT = 1
+# then simply not found. 2: augmented views seeded by utterance id, not by the file's path.
+FORMAT = 2
 
 
 def spec_key(spec: dict[str, Any]) -> str:
@@ -175,9 +175,10 @@ def embedding_spec(config: RunConfig, weights: str, view: int) -> dict[str, Any]
     return spec
 
 
-def view_seed(audio_key: str, view: int) -> int:
-    """The augmentation seed of an utterance's view: fixed, so view k is the same everywhere."""
-    return zlib.crc32(f"{audio_key}/{view}".encode())
+def view_seed(utterance_id: str, view: int) -> int:
+    """The augmentation seed of an utterance's view: from its id, so view k is the same wherever
+    the corpus or the cache lives (a path would make results depend on the folder)."""
+    return zlib.crc32(f"{utterance_id}/{view}".encode())
 
 
 @torch.no_grad()
@@ -220,7 +221,7 @@ class FrozenInputs:
     def _compute(self, row: int, view: int) -> np.ndarray:
         wave = load_wave(self.utterances[row], self.config)
         if view:
-            wave = self.augment(wave, view_seed(self.keys[row], view))
+            wave = self.augment(wave, view_seed(self.utterances[row].id, view))
         return encode(self.encoder, wave, self.max_samples, self.device)
 
     def clean(self) -> list[np.ndarray]:

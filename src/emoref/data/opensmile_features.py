@@ -111,17 +111,17 @@ def extract(extractor: Any, wave: np.ndarray, sample_rate: int, name: str) -> np
 
 def extract_items(job: Extraction, items: Sequence[tuple[str, str, int]]
                   ) -> list[np.ndarray | str]:
-    """Features of (audio path, audio key, view) items; an item openSMILE cannot use gives its
+    """Features of (audio path, utterance id, view) items; an item openSMILE cannot use gives its
     error message instead of an array (the caller decides: stop, or skip the file)."""
     extractor = smile(job.feature_set, job.level)
     audio = AudioCache(job.cache_dir, job.corpus, job.sample_rate)
     augment = Augmenter(job.augment, job.sample_rate, job.cache_dir)
     out: list[np.ndarray | str] = []
-    for path, key, view in items:
+    for path, utterance_id, view in items:
         try:
             wave = audio.get(path)
             if view:
-                wave = augment(wave, view_seed(key, view))
+                wave = augment(wave, view_seed(utterance_id, view))
             out.append(extract(extractor, wave, job.sample_rate,
                                path if not view else f"{path} (augmented view {view})"))
         except DataError as err:
@@ -154,8 +154,8 @@ def fill(utterances: Sequence[Utterance], job: Extraction, use_ray: bool | None 
     core when Ray is running (`use_ray` None: whenever ray.is_initialized()), else here."""
     keys = job.keys(utterances)
     stores = [job.store(view) for view in range(1 + job.views)]
-    todo = [(utterances[i].path, keys[i], view) for view, store in enumerate(stores)
-            for i in store.missing(keys)]
+    todo = [(utterances[i].path, utterances[i].id, keys[i], view)
+            for view, store in enumerate(stores) for i in store.missing(keys)]
     if not todo:
         return []
     if use_ray is None:
@@ -165,14 +165,15 @@ def fill(utterances: Sequence[Utterance], job: Extraction, use_ray: bool | None 
     with contextlib.ExitStack() as locks:
         for store in stores:  # fixed order: concurrent fillers cannot deadlock
             locks.enter_context(store.locked())
-        todo = [item for item in todo if not stores[item[2]].path(item[1]).is_file()]
+        todo = [item for item in todo if not stores[item[3]].path(item[2]).is_file()]
         size = max(1, min(32, len(todo) // 64 or 1))
         chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
+        work = [[(path, uid, view) for path, uid, _, view in chunk] for chunk in chunks]
         start, last, finished = time.perf_counter(), 0.0, 0
 
         def done(index: int, values: list[np.ndarray | str]) -> None:
             nonlocal last, finished
-            for (path, key, view), value in zip(chunks[index], values):
+            for (_, _, key, view), value in zip(chunks[index], values):
                 if isinstance(value, str):
                     errors.append(value)
                 else:
@@ -185,9 +186,9 @@ def fill(utterances: Sequence[Utterance], job: Extraction, use_ray: bool | None 
                       f"(utterance, view) extracted, {now:.0f} s", file=sys.stderr, flush=True)
 
         if use_ray:
-            _ray_map(job, chunks, done)
+            _ray_map(job, work, done)
         else:
-            for i, chunk in enumerate(chunks):
+            for i, chunk in enumerate(work):
                 done(i, extract_items(job, chunk))
     return errors
 
@@ -220,7 +221,8 @@ def read(utterances: Sequence[Utterance], job: Extraction, view: int) -> list[np
     store = job.store(view)
 
     def compute(positions: list[int]) -> list[np.ndarray]:
-        values = extract_items(job, [(utterances[i].path, keys[i], view) for i in positions])
+        values = extract_items(job, [(utterances[i].path, utterances[i].id, view)
+                                     for i in positions])
         for value in values:
             if isinstance(value, str):
                 raise DataError(value)

@@ -90,7 +90,7 @@ class SERModel(nn.Module):
 
     def train(self, mode: bool = True) -> "SERModel":
         super().train(mode)
-        if self.frozen:
+        if self.frozen and self.encoder is not None:
             self.encoder.eval()  # no dropout, fixed BatchNorm statistics: a fixed feature map
         return self
 
