@@ -40,3 +40,11 @@ def emodb_root() -> Path:
     if not (EMODB / "wav").is_dir():
         pytest.skip(f"EmoDB not present at {EMODB} (set EMOREF_EMODB to its folder)")
     return EMODB
+
+
+@pytest.fixture(scope="session")
+def smoke_cache(tmp_path_factory) -> Path:
+    """One cache folder for the tests that run the real commands on the smoke corpus: it holds the
+    synthetic corpus and its openSMILE features, written once and read by the rest, as a sweep's
+    trials share one cache (entries are keyed by everything they depend on; writers are locked)."""
+    return tmp_path_factory.mktemp("smoke-cache")

@@ -35,12 +35,12 @@ def local_ray():
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
+def prepared(tmp_path_factory, smoke_cache):
     """(config builder, split) on the smoke corpus, checkpoints under a temporary folder."""
     root = tmp_path_factory.mktemp("dist")
 
     def config(*overrides, method=None):
-        return build_config("smoke", [f"corpus.cache_dir={root / 'cache'}",
+        return build_config("smoke", [f"corpus.cache_dir={smoke_cache}",
                                       f"dist.storage={root / 'ray'}", *overrides], method=method)
 
     base = config()

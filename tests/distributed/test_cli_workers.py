@@ -12,12 +12,11 @@ from tests.distributed.conftest import free_port
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_train_with_two_workers_writes_the_same_outputs(tmp_path):
+def test_train_with_two_workers_writes_the_same_outputs(tmp_path, smoke_cache):
     done = subprocess.run(
         [sys.executable, "-m", "runner.train", "baseline", "--preset", "smoke", "--seeds", "1",
          "--quiet", "--out", str(tmp_path / "out"), "workers=2", "dist.cpus_per_worker=0.5",
-         "train.epochs=2", f"dist.storage={tmp_path / 'ray'}",
-         f"corpus.cache_dir={tmp_path / 'cache'}"],
+         "train.epochs=2", f"dist.storage={tmp_path / 'ray'}", f"corpus.cache_dir={smoke_cache}"],
         cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     seed0 = tmp_path / "out" / "baseline" / "seed0"

@@ -31,10 +31,10 @@ def cli(module, *args, cwd=REPO):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, smoke_cache):
     root = tmp_path_factory.mktemp("train")
     done = cli("runner.train", "ipr,baseline_star", "--preset", "smoke", "--seeds", "2",
-               "--out", root / "out", "--quiet", f"corpus.cache_dir={root / 'cache'}")
+               "--out", root / "out", "--quiet", f"corpus.cache_dir={smoke_cache}")
     assert done.returncode == 0, done.stderr
     return root, done.stdout, json.loads((root / "out" / "summary.json").read_text())
 
@@ -88,7 +88,7 @@ def test_annotate_reproduces_the_training_annotation(trained):
                 assert float(a[key]) == pytest.approx(float(b[key]), abs=1e-5)
 
 
-def test_bad_input_fails_before_training(tmp_path):
+def test_bad_input_fails_before_training(tmp_path, smoke_cache):
     for args, message in [
             (["ipr,semi"], "method 'semi'"),
             (["ipr", "split=kfold"], "split.kind"),
@@ -96,7 +96,7 @@ def test_bad_input_fails_before_training(tmp_path):
             (["ipr", "ipr.gamma=1.5"], "ipr.gamma"),
             (["ipr", "corpus=emodb", f"corpus.root={tmp_path / 'none'}"], "corpus root not found")]:
         done = cli("runner.train", *args, "--preset", "smoke", "--out", tmp_path / "out",
-                   f"corpus.cache_dir={tmp_path / 'cache'}")
+                   f"corpus.cache_dir={smoke_cache}")
         assert done.returncode == 2, (args, done.stderr)
         assert message in done.stderr and "Traceback" not in done.stderr, (args, done.stderr)
     assert not (tmp_path / "out").exists()
@@ -112,10 +112,10 @@ def test_bad_input_fails_before_training(tmp_path):
 RECORDED_EPR = {(0, 1): 1.355803, (0, 2): 1.386814, (1, 1): 1.394061, (1, 2): 1.398890}
 
 
-def test_train_epr_through_the_cli(tmp_path):
+def test_train_epr_through_the_cli(tmp_path, smoke_cache):
     done = cli("runner.train", "epr", "--preset", "smoke", "--seeds", "1", "--out", tmp_path / "out",
                "--quiet", "split.folds=2", "epr.depth=2", "epr.max_epochs=1",
-               f"corpus.cache_dir={tmp_path / 'cache'}")
+               f"corpus.cache_dir={smoke_cache}")
     assert done.returncode == 0, done.stderr
     assert "| VGG | " in done.stdout and "| VGG*² | " in done.stdout
     seed0 = tmp_path / "out" / "epr" / "seed0"

@@ -8,6 +8,6 @@ from emoref.data.splits import make_split
 
 
 @pytest.fixture(scope="session")
-def smoke(tmp_path_factory):
-    config = build_config("smoke", [f"corpus.cache_dir={tmp_path_factory.mktemp('cache')}"])
+def smoke(smoke_cache):
+    config = build_config("smoke", [f"corpus.cache_dir={smoke_cache}"])
     return config, make_split(load_manifest(config.corpus), config.split)

@@ -48,11 +48,11 @@ def ledger(folder: Path) -> list[tuple[str, str, str]]:
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory):
+def sweep(tmp_path_factory, smoke_cache):
     root = tmp_path_factory.mktemp("tune")
     done = cli("runner.tune", "ipr", "--smoke-test", "--seeds", 3, "--storage-path", root / "sweeps",
                "--name", "smoke", "--quiet", "--tracking-uri", store(root),
-               f"corpus.cache_dir={root / 'cache'}")
+               f"corpus.cache_dir={smoke_cache}")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return root, root / "sweeps" / "smoke", done.stdout
 
@@ -122,11 +122,11 @@ def test_best_configuration_reruns_with_runner_train(sweep):
                 assert float(b[key]) == pytest.approx(float(a[key]), rel=1e-5, abs=1e-6), key
 
 
-def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path):
+def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path, smoke_cache):
     args = ["ipr", "--smoke-test", "--num-samples", 4, "--max-concurrent", 1, "--no-baselines",
             "--storage-path", tmp_path / "sweeps", "--name", "killed", "--quiet",
             "--tracking-uri", store(tmp_path),
-            f"corpus.cache_dir={tmp_path / 'cache'}"]
+            f"corpus.cache_dir={smoke_cache}"]
     folder = tmp_path / "sweeps" / "killed"
     driver = subprocess.Popen([sys.executable, "-m", "runner.tune", *map(str, args)], cwd=REPO,
                               env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -167,11 +167,11 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path):
     assert len(seeds) == 8
 
 
-def test_trials_with_workers_train_each_seed_on_ray_train(tmp_path):
+def test_trials_with_workers_train_each_seed_on_ray_train(tmp_path, smoke_cache):
     done = cli("runner.tune", "ipr", "--smoke-test", "--workers-per-trial", 1, "--cpus-per-trial",
                0.5, "--num-samples", 1, "--seeds", 1, "--no-baselines", "--storage-path",
                tmp_path / "sweeps", "--name", "ddp", "--quiet",
-               f"corpus.cache_dir={tmp_path / 'cache'}")
+               f"corpus.cache_dir={smoke_cache}")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     folder = tmp_path / "sweeps" / "ddp"
     (trial,) = [p.name for p in (folder / "trials").iterdir()]
@@ -344,14 +344,14 @@ def test_mlflow_ui_shows_the_sweep_configurations_seeds_and_curves(sweep, mlflow
         print(f"\nMLflow UI screenshots: {shots / 'runs.png'} {shots / 'agreement.png'}")
 
 
-def test_a_trial_that_raises_leaves_its_runs_failed_not_running(tmp_path):
+def test_a_trial_that_raises_leaves_its_runs_failed_not_running(tmp_path, smoke_cache):
     # A checkpoint that cannot be had at training time (offline, not cached): the trial raises
     # after every check before Ray passed.
     env = {**ENV, "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "runner.tune", "ipr", "--smoke-test", "--num-samples", "1",
          "--seeds", "1", "--no-baselines", "--storage-path", str(tmp_path / "sweeps"),
-         "--quiet", "--tracking-uri", store(tmp_path), f"corpus.cache_dir={tmp_path / 'cache'}",
+         "--quiet", "--tracking-uri", store(tmp_path), f"corpus.cache_dir={smoke_cache}",
          "encoder.kind=wav2vec2", "encoder.pretrained=true",
          "encoder.model=emoref-tests/no-such-checkpoint"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
@@ -368,13 +368,13 @@ def test_a_trial_that_raises_leaves_its_runs_failed_not_running(tmp_path):
     assert seed_run.data.tags["error"].startswith("OSError")  # the summary of what was raised
 
 
-def test_asha_sweep_ends_with_no_run_failed_or_left_running(tmp_path):
+def test_asha_sweep_ends_with_no_run_failed_or_left_running(tmp_path, smoke_cache):
     # ASHA ends a trial inside its report (a stop, or max_t reached after the last seed); the
     # configuration's record must still say FINISHED, or KILLED for a stopped one, never FAILED.
     done = cli("runner.tune", "ipr", "--smoke-test", "--scheduler", "asha", "--num-samples", 3,
                "--no-baselines", "--storage-path", tmp_path / "sweeps", "--name", "asha",
                "--quiet", "--tracking-uri", store(tmp_path),
-               f"corpus.cache_dir={tmp_path / 'cache'}")
+               f"corpus.cache_dir={smoke_cache}")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     record = json.loads((tmp_path / "sweeps" / "asha" / "sweep.json").read_text())
     assert record["scheduler"] == "asha"
@@ -384,7 +384,7 @@ def test_asha_sweep_ends_with_no_run_failed_or_left_running(tmp_path):
     assert not {status for (_, status) in statuses} - {"FINISHED", "KILLED"}
 
 
-def test_a_diverging_configuration_fails_alone_and_the_sweep_goes_on(tmp_path):
+def test_a_diverging_configuration_fails_alone_and_the_sweep_goes_on(tmp_path, smoke_cache):
     # tau = 1e-40 makes Eq. 5's similarities / tau overflow float32: the contrastive term is NaN
     # from the first refinement step. That configuration is recorded as failed, Optuna is told
     # the worst score, and the other configuration finishes.
@@ -394,7 +394,7 @@ def test_a_diverging_configuration_fails_alone_and_the_sweep_goes_on(tmp_path):
     done = cli("runner.tune", "ipr", "--smoke-test", "--num-samples", 4, "--seeds", 1,
                "--no-baselines", "--space", space, "--storage-path", tmp_path / "sweeps",
                "--name", "diverge", "--quiet", "--tracking-uri", store(tmp_path),
-               f"corpus.cache_dir={tmp_path / 'cache'}")
+               f"corpus.cache_dir={smoke_cache}")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     folder = tmp_path / "sweeps" / "diverge"
     failed = sorted(folder.glob("trials/*/failed.txt"))
