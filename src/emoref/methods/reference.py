@@ -24,7 +24,6 @@ from emoref.config import RunConfig
 from emoref.data.manifest import Utterance
 from emoref.data.opensmile_features import Extraction, read
 from emoref.data.splits import AmbiguitySplit, KFoldSplit
-from emoref.distributed import LOCAL, Runtime
 from emoref.methods.common import Reporter, Result, annotation, check_ambiguity_split, label_array
 from emoref.metrics import classification_report, weighted_accuracy
 
@@ -60,7 +59,9 @@ def predict_proba(model: Any, x: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 def fit(config: RunConfig, split: AmbiguitySplit | KFoldSplit, reporter: Reporter,
-        runtime: Runtime = LOCAL, *, labelled_d2: bool = False) -> Result:
+        runtime: object = None, *, labelled_d2: bool = False) -> Result:
+    """One fit per split or fold, in this process (`runtime` is accepted like every method's and
+    unused: seconds of scikit-learn need no DDP workers)."""
     method = "reference_supervised" if labelled_d2 else "reference"
     n_classes = len(split.classes)
     metrics: dict[str, float] = {}
