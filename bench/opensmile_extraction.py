@@ -45,7 +45,7 @@ def run(work: Path, quick: bool, repeats: int, emodb_root: Path | None = None) -
                 job = dataclasses.replace(base, cache_dir=str(work / f"out{repeat}{use_ray}"))
                 seconds, errors = timed(lambda: osf.fill(utterances, job, use_ray=use_ray,
                                                          echo=False))
-                assert not errors, errors[:3]
+                assert not errors, list(errors.values())[:3]
                 figure.values.append(items / seconds)
             seconds, _ = timed(lambda: [osf.read(utterances, job, view)
                                         for view in range(1 + job.views)])

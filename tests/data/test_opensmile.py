@@ -59,7 +59,7 @@ def test_features_are_deterministic_cached_and_read_back(tmp_path, tone, monkeyp
     manifest = load_manifest(config.corpus)
     job = osf.Extraction.of(config)
     assert osf.pending(manifest.utterances, job) == 8 * 3  # clean + 2 views
-    assert osf.fill(manifest.utterances, job, use_ray=False, echo=False) == []
+    assert osf.fill(manifest.utterances, job, use_ray=False, echo=False) == {}
     assert osf.pending(manifest.utterances, job) == 0
     first = osf.OpenSmileInputs(manifest.utterances, config)
     # Computing again from the audio gives the same numbers (seeded augmentation included).
@@ -104,7 +104,7 @@ def test_extraction_runs_as_ray_tasks_and_matches_in_process(tmp_path, tone):
         ray.init(num_cpus=2, include_dashboard=False, address="local")
     try:
         job = osf.Extraction.of(config)
-        assert osf.fill(manifest.utterances, job, use_ray=True, echo=False) == []
+        assert osf.fill(manifest.utterances, job, use_ray=True, echo=False) == {}
     finally:
         if started:
             ray.shutdown()

@@ -148,34 +148,34 @@ def pending(utterances: Sequence[Utterance], job: Extraction) -> int:
 
 
 def fill(utterances: Sequence[Utterance], job: Extraction, use_ray: bool | None = None,
-         echo: bool = True) -> list[str]:
-    """Computes every (utterance, view) value missing from the cache; returns the error message
-    of each item openSMILE could not use (nothing is written for those). Ray tasks over every
+         echo: bool = True) -> dict[str, str]:
+    """Computes every (utterance, view) value missing from the cache; returns {audio path: error
+    message} for the files openSMILE could not use (nothing is written for those). Ray tasks over every
     core when Ray is running (`use_ray` None: whenever ray.is_initialized()), else here."""
     keys = job.keys(utterances)
     stores = [job.store(view) for view in range(1 + job.views)]
     todo = [(utterances[i].path, utterances[i].id, keys[i], view)
             for view, store in enumerate(stores) for i in store.missing(keys)]
     if not todo:
-        return []
+        return {}
     if use_ray is None:
         import ray
         use_ray = ray.is_initialized()
-    errors: list[str] = []
+    errors: dict[str, str] = {}
     with contextlib.ExitStack() as locks:
         for store in stores:  # fixed order: concurrent fillers cannot deadlock
             locks.enter_context(store.locked())
         todo = [item for item in todo if not stores[item[3]].path(item[2]).is_file()]
-        size = max(1, min(32, len(todo) // 64 or 1))
+        size = max(1, min(32, len(todo) // 64))  # items per Ray task
         chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
         work = [[(path, uid, view) for path, uid, _, view in chunk] for chunk in chunks]
         start, last, finished = time.perf_counter(), 0.0, 0
 
         def done(index: int, values: list[np.ndarray | str]) -> None:
             nonlocal last, finished
-            for (_, _, key, view), value in zip(chunks[index], values):
+            for (path, _, key, view), value in zip(chunks[index], values):
                 if isinstance(value, str):
-                    errors.append(value)
+                    errors.setdefault(path, value)
                 else:
                     stores[view].write(key, value)
             finished += len(values)
@@ -200,9 +200,7 @@ def prepare(manifest: Manifest, jobs: Sequence[Extraction], on_bad_audio: str = 
     on_bad_audio=skip is dropped from the returned manifest and listed in its `skipped`."""
     bad: dict[str, str] = {}
     for job in jobs:
-        for message in fill(manifest.utterances, job, echo=echo):
-            path = next((u.path for u in manifest.utterances if message.startswith(u.path)),
-                        message)
+        for path, message in fill(manifest.utterances, job, echo=echo).items():
             bad.setdefault(path, message)
     if not bad:
         return manifest
