@@ -84,6 +84,9 @@ def test_epr_two_workers_match_one_process(local_ray, prepared):
     assert len(result.table) == len(expected.table)
 
 
+SNAPSHOT = "checkpoint_manager_snapshot.json"  # Ray writes it when it registers a checkpoint
+
+
 def checkpoints(folder):
     """The run's checkpoint folders (Ray also keeps checkpoint_manager_snapshot.json there)."""
     return [p for p in folder.glob("checkpoint_*") if p.is_dir()]
@@ -98,30 +101,46 @@ def worker_pids():
                                                 ("state", "=", "ALIVE")])]
 
 
-def test_a_killed_worker_resumes_from_its_last_checkpoint(local_ray, prepared, one_process):
+# Ray's controller polls the workers every 2 s and registers a checkpoint then (writing its
+# snapshot file); a worker killed before that restarts the run from scratch. Smoke epochs on
+# cached features take 0.2-2 s, so this run is long enough to still be training when the kill
+# lands after the first registration.
+RESUMED = (*EXACT, "train.epochs=12")
+
+
+@pytest.fixture(scope="module")
+def one_process_long(prepared):
+    config, split = prepared
+    reporter = ListReporter()
+    METHODS["ipr"](config(*RESUMED), split, reporter)
+    return reporter.rows
+
+
+def test_a_killed_worker_resumes_from_its_last_checkpoint(local_ray, prepared, one_process_long):
     from ray.train import Checkpoint
 
     config, split = prepared
-    run = config(*EXACT, "workers=2", "dist.max_failures=2", "dist.name=killed")
+    run = config(*RESUMED, "workers=2", "dist.max_failures=2", "dist.name=killed")
     folder = Path(run.dist.storage) / distributed.run_name("ipr", run, split.hash)
     killed, errors = [], []
 
-    def kill_after_second_checkpoint():
-        # Ray's controller registers a checkpoint when it next polls the workers; by the time a
-        # second one is written the first is registered, so the restart has one to resume from.
+    def kill_after_a_registered_checkpoint():
+        # The workers' ids are looked up first (the State API can take seconds on a loaded
+        # machine), so the kill follows the registration within one poll.
         deadline = time.time() + 300
+        pids = []
         while time.time() < deadline and not killed:
             try:  # (the State API can time out on a loaded machine: try again)
-                if len(checkpoints(folder)) >= 2:
+                if len(pids) < run.workers:
                     pids = worker_pids()
-                    if pids:
-                        os.kill(pids[-1], signal.SIGKILL)
-                        killed.append(pids[-1])
+                elif (folder / SNAPSHOT).is_file():
+                    os.kill(pids[-1], signal.SIGKILL)
+                    killed.append(pids[-1])
             except Exception as err:  # noqa: BLE001 - a watcher thread must not die silently
                 errors.append(repr(err))
-            time.sleep(0.2)
+            time.sleep(0.05)
 
-    watcher = threading.Thread(target=kill_after_second_checkpoint, daemon=True)
+    watcher = threading.Thread(target=kill_after_a_registered_checkpoint, daemon=True)
     watcher.start()
     reporter = ListReporter()
     result, digests = distributed.fit("ipr", run, split, reporter, echo=False)
@@ -140,5 +159,5 @@ def test_a_killed_worker_resumes_from_its_last_checkpoint(local_ray, prepared, o
     assert saved["method"]["prototypes"].shape[0] == len(split.classes)
     # Resumed state (weights, optimiser, prototypes, batch order, RNG) gives the same curves
     # as an uninterrupted run.
-    assert_same_curves(reporter.rows, one_process[0])
+    assert_same_curves(reporter.rows, one_process_long)
     assert digests[0] == digests[1]
