@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from bench.common import LOGMEL_CNN, Figure, Result, synthetic
-from emoref.methods.common import load_waves
+from emoref.data.features import load_waves
 
 FULL = (*LOGMEL_CNN, "corpus.synthetic.n_utterances=240", "train.epochs=2",
         "train.warmup_epochs=1")
@@ -52,7 +52,7 @@ def run(work: Path, quick: bool, repeats: int) -> Result:
     cache = work / "cache"
     overrides = [f"corpus.cache_dir={cache}", *(QUICK if quick else FULL)]
     config, manifest = synthetic(cache, *(QUICK if quick else FULL))  # written once, up front
-    load_waves(manifest.utterances, config, config.corpus.name)  # decoded once, up front
+    load_waves(manifest.utterances, config)  # decoded once, up front
     side = Figure("two trials at once, 1 thread each", "s")
     single = Figure("the same two one after the other, 1 thread each", "s")
     apart = Figure("the two one after the other, 2 threads each", "s")

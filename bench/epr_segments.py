@@ -19,7 +19,8 @@ from bench.common import Figure, Result, emodb, synthetic, timed, with_values
 from emoref.data.features import logmel_frames
 from emoref.data.segments import bank_from_frames
 from emoref.methods import epr
-from emoref.methods.common import label_array, load_waves
+from emoref.data.features import load_waves
+from emoref.methods.common import label_array
 
 
 def run(work: Path, quick: bool, repeats: int, emodb_root: Path | None = None) -> Result:
@@ -34,7 +35,7 @@ def run(work: Path, quick: bool, repeats: int, emodb_root: Path | None = None) -
         corpus = f"synthetic corpus ({len(manifest.utterances)} utterances; EmoDB not found)"
     utterances = manifest.utterances
     torch.set_num_threads(2)
-    load_waves(utterances, config, config.corpus.name)  # decoding is not what is compared
+    load_waves(utterances, config)  # decoding is not what is compared
     paper_hop = with_values(config, audio__segment_hop=1)
     computed, cached = Figure("computed", "segments/s"), Figure("feature cache", "segments/s")
     logmel_frames(utterances, config)  # fill the cache

@@ -22,7 +22,7 @@ import torch
 from bench.common import Figure, Result, synthetic, timed, with_values
 from emoref.data.splits import make_split
 from emoref.methods import ipr
-from emoref.methods.common import ListReporter
+from emoref.record import ListReporter
 from emoref.sweep import Range, apply_params, read_space
 
 SPACE = Path(__file__).resolve().parents[1] / "search_spaces" / "ipr.yaml"

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from bench.common import Figure, Result
 from emoref.config import build_config
-from emoref.distributed import Runtime
+from emoref.runtime import Runtime
 from emoref.methods.common import SERModel
 
 FULL = ("encoder.pretrained=false", "encoder.size=base")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bench.common import Figure, Result, emodb, synthetic, timed
 from emoref.data import opensmile_features as osf
-from emoref.methods.common import load_waves
+from emoref.data.features import load_waves
 
 
 def run(work: Path, quick: bool, repeats: int, emodb_root: Path | None = None) -> Result:
@@ -31,7 +31,7 @@ def run(work: Path, quick: bool, repeats: int, emodb_root: Path | None = None) -
                                               else ()))
         corpus = "synthetic corpus"
     utterances = manifest.utterances[:16] if quick else manifest.utterances
-    load_waves(utterances, config, config.corpus.name)  # decoding is not what is compared
+    load_waves(utterances, config)  # decoding is not what is compared
     base = osf.Extraction.of(config, dataclasses.replace(
         config.encoder, feature_set="ComParE_2016", level="functionals"), views=4)
     items = len(utterances) * (1 + base.views)

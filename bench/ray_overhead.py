@@ -1,6 +1,6 @@
 """Pair 1: IPR epochs through Ray Train with one worker vs the same call in this process.
 
-Identical work: the same config, split and seed; `distributed.fit` runs `ipr.fit` inside a
+Identical work: the same config, split and seed; `ray_train.fit` runs `ipr.fit` inside a
 TorchTrainer worker holding both cores (Ray sets its OMP_NUM_THREADS to the 2 CPUs it reserves),
 the plain loop calls `ipr.fit` here with 2 torch threads. Ray (dashboard on, as the runner starts
 it) is started once beforehand, as in a sweep. Each side trains EPOCHS epochs per repeat; an
@@ -20,10 +20,10 @@ import numpy as np
 import torch
 
 from bench.common import LOGMEL_CNN, Figure, Result, synthetic, timed, with_values
-from emoref import distributed
+from emoref import ray_train
 from emoref.data.splits import make_split
 from emoref.methods import ipr
-from emoref.methods.common import ListReporter
+from emoref.record import ListReporter
 
 # One post-warm-up IPR epoch (prototypes placed at once, every step a D1 and a D2 batch, then
 # evaluation), on a synthetic corpus big enough for the epoch to last over 30 s on 2 cores.
@@ -47,7 +47,7 @@ def run(work: Path, quick: bool, repeats: int) -> Result:
     torch.set_num_threads(2)
     ipr.fit(with_values(config, train__max_steps_per_epoch=1), split, ListReporter())  # warm caches
     ray.shutdown()
-    distributed.start_ray(echo=False, local=True, num_cpus=2, dashboard_port=free_port())
+    ray_train.start_ray(echo=False, local=True, num_cpus=2, dashboard_port=free_port())
     run_config = with_values(config, train__epochs=EPOCHS)
     plain, trained = Figure("plain loop, one epoch", "s"), Figure("Ray Train, one epoch", "s")
     fixed = Figure("Ray Train's fixed cost per run, beyond the plain loop's", "s")
@@ -65,7 +65,7 @@ def run(work: Path, quick: bool, repeats: int) -> Result:
             on_ray = with_values(run_config, workers=1, dist__cpus_per_worker=2,
                                  dist__storage=work / "ray", dist__name=f"bench{repeat}")
             reports = ListReporter()
-            total = timed(lambda: distributed.fit("ipr", on_ray, split, reports, echo=False))[0]
+            total = timed(lambda: ray_train.train("ipr", on_ray, split, reports, echo=False))[0]
             epochs = list(np.diff([x["reported_at"] for x in reports.extras]))
             trained.values += epochs
             ray_run.values.append(total)

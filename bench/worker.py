@@ -19,7 +19,7 @@ from emoref.config import build_config
 from emoref.data.corpora import load_manifest
 from emoref.data.splits import make_split
 from emoref.methods import ipr
-from emoref.methods.common import ListReporter
+from emoref.record import ListReporter
 
 
 def main(argv: list[str]) -> None:

@@ -16,33 +16,13 @@ import sys
 from pathlib import Path
 
 from emoref.config import ConfigError
-from emoref.methods.common import select
-from emoref.summary import (CV_COLUMNS, aggregate, markdown_table, mean_std, seed_metrics,
-                            stage_table)
-from emoref.sweep import epr_depth, finished_seeds, paired_p, seed_rows, write_report
+from emoref.record import finished_seeds, outcome, reading, seed_config, vgg_name
+from emoref.summary import CV_COLUMNS, aggregate, markdown_table, mean_std, pm, stage_table
+from emoref.sweep import paired_p, write_report
+from runner._cli import fail
 
 AGREEMENT_COLUMNS = (("placement", "at placement"), ("selected", "at the selected epoch"),
                      ("final", "at the last epoch"))
-from runner._cli import fail
-
-
-def per_seed(method_dir: Path) -> dict[int, dict[str, float]]:
-    """{seed: seed_metrics} of every finished seed; IPR's also hold `placement.agreement_*`, the
-    pseudo labels' agreement in the epoch the prototypes were placed."""
-    out = {}
-    for seed, folder in finished_seeds(method_dir).items():
-        rows = seed_rows(folder)
-        if method_dir.name == "epr":  # its last report holds every stage's scores
-            depth = epr_depth(rows[-1])
-            out[seed] = seed_metrics(rows[-1], rows[-1], depth)  # as epr.fit's Result has it
-        else:
-            epoch, selected = select(rows)
-            out[seed] = seed_metrics(selected, rows[-1], epoch)
-            placed = next((r for r in rows if "agreement_prototype" in r), None)
-            if placed:
-                for kind in ("prototype", "model"):
-                    out[seed][f"placement.agreement_{kind}"] = placed[f"agreement_{kind}"]
-    return out
 
 
 def agreement_table(seeds: dict[int, dict[str, float]]) -> str:
@@ -58,8 +38,7 @@ def agreement_table(seeds: dict[int, dict[str, float]]) -> str:
             key = f"{where}.agreement_{kind}"
             values = [row[key] for row in seeds.values() if key in row]
             mean, std = mean_std(values)
-            cells.append(f"{100 * mean:.2f} ± {100 * std:.2f} (n={len(values)})" if values
-                         else "-")
+            cells.append(f"{pm(mean, std)} (n={len(values)})" if values else "-")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -72,7 +51,7 @@ def paired_table(seeds: dict[str, dict[int, dict[str, float]]], best: str = "ipr
              "|---|---|---|---|---|---|"]
     for other, rows in seeds.items():
         shared = sorted(set(rows) & set(seeds[best]))
-        if other == best or other == "reference_cv" or len(shared) < 2:
+        if other == best or reading(other).table != "ambiguity" or len(shared) < 2:
             continue
         cells = []
         for key in ("selected.d3_wa", "selected.d3_ua"):
@@ -95,7 +74,8 @@ def report(run: Path) -> str:
         fail(f"{run}: not a folder written by runner.train")
     summaries, counts, by_seed = {}, {}, {}
     for method_dir in sorted(p for p in run.iterdir() if p.is_dir()):
-        seeds = per_seed(method_dir)
+        seeds = {seed: outcome(method_dir.name, folder)
+                 for seed, folder in finished_seeds(method_dir).items()}
         if seeds:
             by_seed[method_dir.name] = seeds
             summaries[method_dir.name] = aggregate(list(seeds.values()))
@@ -103,7 +83,7 @@ def report(run: Path) -> str:
     if not summaries:
         fail(f"{run}: no finished seed (no <method>/seed<k>/config.txt)")
     parts = [f"{run}: " + ", ".join(f"{m} {n} seed(s)" for m, n in counts.items())]
-    family = {m: s for m, s in summaries.items() if m not in ("epr", "reference_cv")}
+    family = {m: s for m, s in summaries.items() if reading(m).table == "ambiguity"}
     if family:
         parts.append(markdown_table(family))
     if "ipr" in by_seed:
@@ -114,10 +94,8 @@ def report(run: Path) -> str:
     if "reference_cv" in summaries and "epr" not in summaries:
         parts.append(markdown_table({"reference_cv": summaries["reference_cv"]}, CV_COLUMNS))
     if "epr" in summaries:
-        config = (sorted((run / "epr").glob("seed*"))[0] / "config.txt").read_text().splitlines()
-        values = dict(line.split("=", 1) for line in config)
-        name = "VGG*" if values["epr.labels"] == "mixed" else "VGG"
-        parts.append(stage_table(summaries["epr"], int(values["epr.depth"]), name,
+        epr = seed_config(next(iter(finished_seeds(run / "epr").values()))).epr
+        parts.append(stage_table(summaries["epr"], epr.depth, vgg_name(epr.labels),
                                  reference=summaries.get("reference_cv")))
     summary = run / "summary.json"
     if summary.exists():

@@ -42,23 +42,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emoref import distributed, figures
-from emoref.config import (PRESETS, ConfigError, RunConfig, as_overrides, build_config, flatten,
-                           from_overrides)
-from emoref.data.splits import describe
+from emoref import ray_train
+from emoref.config import PRESETS, ConfigError, RunConfig, as_overrides, build_config, flatten
+from emoref.config import from_overrides
+from emoref.data.splits import summary_line
+from emoref.experiment import prepare_split, reference_runs, train_seed
 from emoref.methods import METHODS
+from emoref.methods.baselines import VARIANTS
 from emoref.methods.common import Diverged
 from emoref.provenance import git_sha
-from emoref.summary import aggregate, mean_std
-from emoref.sweep import (REFERENCES, Range, apply_params, baseline_outcomes, check_space,
-                          epr_depth, finished_seeds, objective_text, outcome, read_space,
-                          read_sweep, seed_rows, start_point, summed_confusion, write_report)
+from emoref.record import finished_seeds, outcome
+from emoref.summary import mean_std
+from emoref.sweep import (REFERENCES, Range, apply_params, check_space, new_record, read_record,
+                          read_space, read_sweep, start_point, write_report)
 from runner._cli import USER_ERRORS, expand, fail
-from runner.tracking import PARENT, Tracker, log_seed, tracking_uri
-from runner.train import prepare_split, reference_runs, train_seed
+from runner.storage import check_storage
+from runner.tracking import LiveCurves, SweepRuns, log_configuration, log_seed, reference_metrics
+from runner.tracking import tracking_uri
 
 SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
-BASELINES = ("baseline", "baseline_star", "supervised")
 # --smoke-test: the smoke preset on the tiny synthetic corpus, two configurations of two seeds.
 # Its three epochs leave no room for a warm-up search, so the warm-up is fixed at the preset's 1
 # (a key given on the command line is fixed, not searched).
@@ -135,9 +137,7 @@ class Plan:
     base: tuple[str, ...]  # the resolved base config as key=value (sampled values go on top)
     seeds: int
     folder: str  # the sweep folder, absolute
-    tracker: Tracker  # MLflow store (runner.tracking)
-    experiment: str  # MLflow experiment id, <method>-<corpus>
-    sweep_run: str  # MLflow run id of the sweep (parent of every configuration run)
+    runs: SweepRuns  # the sweep's MLflow runs (runner.tracking)
 
 
 def check_options(args: argparse.Namespace) -> None:
@@ -211,20 +211,11 @@ def run_configuration(params: dict[str, Any], plan: Plan, split: Any) -> None:
         config.dist, name=f"{trial}-{method}", storage=config.dist.storage or str(sweep / "train")))
     torch_threads(config)
     done = {s: outcome(method, d) for s, d in finished_seeds(folder).items()}
-    tracker, experiment = plan.tracker, plan.experiment
-    # ---- MLflow: this configuration's run (found again when a restored trial resumes).
-    config_run = tracker.find(experiment, **{PARENT: plan.sweep_run, "emoref.trial": trial,
-                                             "emoref.method": method})
-    if config_run:
-        tracker.reopen(config_run)
-    else:
-        config_run = tracker.start(experiment, f"{method} {trial}", parent=plan.sweep_run,
-                                   tags={"emoref.kind": "configuration", "emoref.trial": trial,
-                                         "emoref.method": method})
-    tracker.params(config_run, params)
+    runs, tracker = plan.runs, plan.runs.tracker
+    config_run = runs.configuration(trial, method, params)
     node = ray.get_runtime_context().get_node_id()  # where it ran, for the record
     provenance = {"git_sha": git_sha(), "split_hash": split.hash, "corpus": config.corpus.name,
-                  "corpus_summary": describe(split), "emoref.kind": "seed",
+                  "corpus_summary": summary_line(split), "emoref.kind": "seed",
                   "emoref.method": method, "emoref.trial": trial, "ray_node": node,
                   "host": socket.gethostname()}
     pending = [s for s in range(base.seed, base.seed + plan.seeds) if s not in done]
@@ -238,11 +229,11 @@ def run_configuration(params: dict[str, Any], plan: Plan, split: Any) -> None:
         with tracker.failing(config_run):
             seed_config = dataclasses.replace(config, seed=seed)
             seed_dir = folder / f"seed{seed}"
-            seed_run = tracker.start(experiment, f"seed{seed}", parent=config_run,
-                                     tags={**provenance, "seed": str(seed)})
+            seed_run = runs.seed(config_run, seed, provenance)
             try:
                 with tracker.failing(seed_run):  # FAILED, with the reason, on any error
-                    _, wall = train_seed(method, seed_config, split, seed_dir, quiet=True)
+                    _, wall = train_seed(method, seed_config, split, seed_dir, quiet=True,
+                                         live=LiveCurves(tracker, seed_run))
             except Diverged as err:
                 # A diverged seed fails its configuration, not the sweep: recorded, and Optuna
                 # told the worst score; the sweep goes on with its other configurations.
@@ -252,9 +243,8 @@ def run_configuration(params: dict[str, Any], plan: Plan, split: Any) -> None:
                     log.write(f"{trial} {method} seed{seed} failed: {err}\n")
                 failed = True
                 break
-            with tracker.failing(seed_run):
-                log_seed(tracker, seed_run, flatten(seed_config), seed_rows(seed_dir),
-                         seed_dir, provenance)
+            with tracker.failing(seed_run):  # (its curves were logged live, epoch by epoch)
+                log_seed(tracker, seed_run, flatten(seed_config), [], seed_dir, provenance)
                 tracker.metrics(seed_run, [{"wall_s": wall}])
             tracker.finish(seed_run)
             done[seed] = outcome(method, seed_dir)
@@ -269,55 +259,6 @@ def run_configuration(params: dict[str, Any], plan: Plan, split: Any) -> None:
         tune.report(summarise(done))
     if failed:
         tune.report({"seeds_done": float(len(done)), "objective": FAILED_SCORE, "failed": 1.0})
-
-
-def log_configuration(tracker: Tracker, run_id: str, method: str, folder: Path,
-                      done: dict[int, dict[str, float]]) -> None:
-    """Mean and std over the finished seeds of every final metric (step = seeds finished), and
-    the figures aggregated over seeds."""
-    import matplotlib.pyplot as plt
-    n = len(done)
-    row: dict[str, float] = {"seeds_done": float(n), "seeds": float(n)}
-    for key, stat in aggregate(list(done.values())).items():
-        row[f"{key}.mean"], row[f"{key}.std"] = stat["mean"], stat["std"]
-    row.update(reference_metrics(folder.parents[1]))  # the classical reference rows, alongside
-    tracker.metrics(run_id, [row], step_key="seeds_done")
-    seeds = [folder / f"seed{seed}" for seed in done]
-    runs = [seed_rows(seed) for seed in seeds]
-    if method == "epr":
-        depth = epr_depth(next(iter(done.values())), prefix="final.")
-        made = {"stage_scores": figures.stage_scores(
-            [{k[len("final."):]: v for k, v in r.items() if k.startswith("final.")}
-             for r in done.values()], depth)}
-        confusion = f"stage{depth}"
-    else:
-        made = {"agreement_mean": figures.mean_curves(
-                    runs, {"agreement_prototype": "prototype-assigned",
-                           "agreement_model": "model-generated"}, "agreement with hidden D2 labels"),
-                "dev_d3_mean": figures.mean_curves(runs, {"dev_ua": "dev UA", "d3_ua": "D3 UA"},
-                                                   "UA")}
-        confusion = "d3"
-    summed = summed_confusion(seeds, confusion)
-    if summed:
-        classes, matrix = summed
-        made[f"{confusion}_confusion_sum"] = figures.confusion_matrix(
-            matrix, classes, f"{confusion.upper()} confusion\n{n} seeds summed, row shares",
-            normalise=True)
-        if any(k.startswith("similarity.") for rows in runs for r in rows for k in r):
-            made["prototype_similarity_mean"] = figures.similarity_curves(runs, classes)
-    for name, fig in made.items():
-        tracker.client.log_figure(run_id, fig, f"figures/{name}.png")
-        plt.close(fig)
-
-
-def reference_metrics(sweep: Path) -> dict[str, float]:
-    """<row>.test_<m>.mean of each classical reference row the sweep computed (run_references)."""
-    out = {}
-    for name, seeds in baseline_outcomes(sweep).items():
-        if name in REFERENCES:
-            for m in ("wa", "ua", "f1"):
-                out[f"{name}.test_{m}.mean"] = mean_std([r[f"test_{m}"] for r in seeds.values()])[0]
-    return out
 
 
 # What Optuna is told for a configuration whose seed diverged: below any UA (which lies in [0, 1]).
@@ -336,21 +277,8 @@ def run_references(plan: Plan, split: Any, base: RunConfig) -> None:
             if seed not in done:
                 train_seed(method, dataclasses.replace(config, seed=seed), split,
                            folder / f"seed{seed}", quiet=True)
-        run = plan.tracker.find(plan.experiment, **{PARENT: plan.sweep_run,
-                                                    "emoref.method": name})
-        if run is None:
-            run = plan.tracker.start(plan.experiment, name, parent=plan.sweep_run, tags={
-                "emoref.kind": "reference", "emoref.method": name, "split_hash": split.hash})
-            tracker = plan.tracker
-            tracker.params(run, {k: v for k, v in flatten(config).items()
-                                 if k.startswith(("reference.", "corpus.", "split."))})
-            first = folder / f"seed{base.seed}"
-            tracker.metrics(run, seed_rows(first))
-            for file in ("confusion.json", "table.csv"):
-                tracker.artifact(run, first / file)
-            tracker.artifact(run, first / "figures", "figures")
-            tracker.finish(run)
-    plan.tracker.metrics(plan.sweep_run, [reference_metrics(sweep)])
+        plan.runs.reference(name, config, folder / f"seed{base.seed}", split.hash)
+    plan.runs.tracker.metrics(plan.runs.sweep_run, [reference_metrics(sweep)])
 
 
 def summarise(done: dict[int, dict[str, float]]) -> dict[str, float]:
@@ -400,66 +328,6 @@ def trainable(args: argparse.Namespace, plan: Plan, split: Any) -> Any:
                                resources)
 
 
-STORAGE_MARKER = ".emoref-storage-check"
-
-
-def unseen_storage(folders: list[Path], timeout_s: float = 120.0) -> list[str]:
-    """Which (node, folder) pairs of the running Ray cluster do not see `folders` as the driver
-    does: the driver writes a fresh token into each folder and a zero-CPU task pinned to every
-    alive node reads it back. One node: nothing to check."""
-    import uuid
-
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-    nodes = [n for n in ray.nodes() if n["Alive"]]
-    if len(nodes) < 2:
-        return []
-    token = uuid.uuid4().hex
-    markers = [folder / STORAGE_MARKER for folder in folders]
-
-    @ray.remote(num_cpus=0)
-    def reads(paths: list[str]) -> list[bool]:
-        return [Path(p).is_file() and Path(p).read_text() == token for p in paths]
-
-    unseen = []
-    try:
-        for marker in markers:
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.write_text(token)
-        probes = {n["NodeManagerAddress"] + " (" + n["NodeID"][:8] + ")": reads.options(
-            scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(
-                [str(m) for m in markers]) for n in nodes}
-        for node, probe in probes.items():
-            try:
-                seen = ray.get(probe, timeout=timeout_s)
-            except ray.exceptions.GetTimeoutError:  # a node that cannot even answer
-                seen = [False] * len(folders)
-            unseen += [f"{folder} on node {node}" for folder, ok in zip(folders, seen) if not ok]
-    finally:
-        for marker in markers:
-            marker.unlink(missing_ok=True)
-    return unseen
-
-
-def check_storage(folder: Path, uri: str, created: bool) -> None:
-    """A sweep on several nodes: every trial writes its seeds under the sweep folder (and its runs
-    into a SQLite store, when that is the tracking URI) and the driver reads them back for the
-    report and for --resume, so each must be the same storage on every node. Exits 2 naming the
-    folder and the node otherwise, before any trial starts."""
-    folders = [folder]
-    if uri.startswith("sqlite:///"):
-        folders.append(Path(uri[len("sqlite:///"):]).parent)
-    unseen = unseen_storage(folders)
-    if not unseen:
-        return
-    if created:  # leave nothing behind of a sweep that never started
-        folder.rmdir()
-    fail("these folders are not the same storage on every Ray node: " + "; ".join(unseen) +
-         ". On several nodes put --storage-path on a filesystem every node mounts at the same "
-         "path (NFS, EFS, Lustre; cluster.yaml mounts one at /shared) and point MLflow at a "
-         "server (--tracking-uri http://<head>:5000) or a SQLite file on that filesystem.")
-
-
 # Ray Tune snapshots its experiment state (the trials it has started, Optuna's study) at most every
 # 10 s by default ("auto"). A driver killed within that window forgets the trials it started since:
 # --resume then starts new configurations in their place, and the forgotten trials' finished seeds
@@ -494,34 +362,39 @@ def progress(what: str, total: int, seeds: int) -> Any:
     return Progress()
 
 
+def tuner(args: argparse.Namespace, plan: Plan, split: Any, name: str, label: str,
+          param_space: dict, total: int, **tune_config: Any) -> Any:
+    """The Tuner of the sweep (name "tune") or of the baselines ("tune-baselines"), restored from
+    its folder when it has run before, so finished trials are not run again."""
+    from ray import tune
+    path = Path(plan.folder) / name
+    runnable = trainable(args, plan, split)
+    if tune.Tuner.can_restore(str(path)) and (args.resume or name != "tune"):
+        return tune.Tuner.restore(str(path), trainable=runnable, resume_errored=True)
+    return tune.Tuner(
+        runnable, param_space=param_space,
+        tune_config=tune.TuneConfig(max_concurrent_trials=args.max_concurrent or None,
+                                    **tune_config),
+        run_config=tune.RunConfig(name=name, storage_path=plan.folder,
+                                  failure_config=tune.FailureConfig(max_failures=1),
+                                  callbacks=[progress(label, total, plan.seeds)],
+                                  verbose=0 if args.quiet else 1))
+
+
 def run_sweep(args: argparse.Namespace, plan: Plan, split: Any, space: dict[str, Range],
               base: RunConfig) -> None:
-    from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
-    path = Path(plan.folder) / "tune"
-    runnable = trainable(args, plan, split)
-    if args.resume and tune.Tuner.can_restore(str(path)):
-        tuner = tune.Tuner.restore(str(path), trainable=runnable, resume_errored=True)
-    else:
-        start = start_point(space, base)
-        search = OptunaSearch(metric="objective", mode="max", seed=args.search_seed,
-                              points_to_evaluate=[start] if start else None)
-        scheduler = (ASHAScheduler(time_attr="seeds_done", metric="objective", mode="max",
-                                   max_t=plan.seeds, grace_period=1, reduction_factor=2)
-                     if args.scheduler == "asha" else None)
-        tuner = tune.Tuner(
-            runnable, param_space={"method": plan.method, **domains(space)},
-            tune_config=tune.TuneConfig(search_alg=search, scheduler=scheduler,
-                                        num_samples=args.num_samples,
-                                        max_concurrent_trials=args.max_concurrent or None),
-            run_config=tune.RunConfig(name="tune", storage_path=str(path.parent),
-                                      failure_config=tune.FailureConfig(max_failures=1),
-                                      callbacks=[progress(plan.method, args.num_samples,
-                                                          plan.seeds)],
-                                      verbose=0 if args.quiet else 1))
-    tuner.fit()
+    start = start_point(space, base)
+    search = OptunaSearch(metric="objective", mode="max", seed=args.search_seed,
+                          points_to_evaluate=[start] if start else None)
+    scheduler = (ASHAScheduler(time_attr="seeds_done", metric="objective", mode="max",
+                               max_t=plan.seeds, grace_period=1, reduction_factor=2)
+                 if args.scheduler == "asha" else None)
+    tuner(args, plan, split, "tune", plan.method, {"method": plan.method, **domains(space)},
+          args.num_samples, search_alg=search, scheduler=scheduler,
+          num_samples=args.num_samples).fit()
 
 
 def run_baselines(args: argparse.Namespace, plan: Plan, split: Any) -> None:
@@ -534,22 +407,12 @@ def run_baselines(args: argparse.Namespace, plan: Plan, split: Any) -> None:
         print("no configuration finished all its seeds: baselines not run", flush=True)
         return
     best = configs[0]
-    path = Path(plan.folder) / "tune-baselines"
-    runnable = trainable(args, plan, split)
-    if tune.Tuner.can_restore(str(path)):
-        tuner = tune.Tuner.restore(str(path), trainable=runnable, resume_errored=True)
-    else:
-        (Path(plan.folder) / "baselines").mkdir(exist_ok=True)
-        (Path(plan.folder) / "baselines" / "best_trial.txt").write_text(best.trial + "\n")
-        tuner = tune.Tuner(
-            runnable, param_space={**best.params, "method": tune.grid_search(list(BASELINES))},
-            tune_config=tune.TuneConfig(max_concurrent_trials=args.max_concurrent or None),
-            run_config=tune.RunConfig(name=path.name, storage_path=str(path.parent),
-                                      failure_config=tune.FailureConfig(max_failures=1),
-                                      callbacks=[progress("baselines", len(BASELINES),
-                                                          plan.seeds)],
-                                      verbose=0 if args.quiet else 1))
-    tuner.fit()
+    (Path(plan.folder) / "baselines").mkdir(exist_ok=True)
+    marker = Path(plan.folder) / "baselines" / "best_trial.txt"
+    if not marker.exists():
+        marker.write_text(best.trial + "\n")
+    tuner(args, plan, split, "tune-baselines", "baselines",
+          {**best.params, "method": tune.grid_search(list(VARIANTS))}, len(VARIANTS)).fit()
 
 
 def sweep_folder(args: argparse.Namespace, base: RunConfig) -> Path:
@@ -571,24 +434,24 @@ def main(argv: list[str] | None = None) -> Path:
     check_options(args)
     base, space, split = resolve(args)
     folder = sweep_folder(args, base)
-    record_path = folder / "sweep.json"
     if args.resume:
-        if not record_path.exists():
-            fail(f"--resume: {folder} holds no sweep (no sweep.json)")
-        record = json.loads(record_path.read_text())
+        try:
+            record = read_record(folder)
+        except ConfigError as err:
+            fail(f"--resume: {err}")
         if record["split_hash"] != split.hash or record["method"] != args.method:
             fail(f"--resume: {folder} is a {record['method']} sweep on split "
                  f"{record['split_hash']}; this command gives {args.method} on {split.hash}")
         base = from_overrides(record["base_config"])
         args.seeds, args.num_samples = record["seeds"], record["num_samples"]
-    elif record_path.exists():
+    elif (folder / "sweep.json").exists():
         fail(f"{folder} already holds a sweep; pass --resume to continue it or --name for a "
              "new one")
     # Everything the command line says is checked; now Ray (local, or the cluster of RAY_ADDRESS),
     # and on several nodes the storage every node must share.
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    distributed.start_ray(echo=not args.quiet)
+    ray_train.start_ray(echo=not args.quiet)
     uri = (args.resume and record.get("tracking_uri")) or tracking_uri(args.tracking_uri,
                                                                        Path("runs"))
     check_storage(folder, uri, created)
@@ -604,90 +467,31 @@ def main(argv: list[str] | None = None) -> Path:
         fail(f"--resume: {folder} was swept on split {record['split_hash']}; the corpus now "
              f"gives {split.hash}")
     if not args.resume:
-        record = {"method": args.method, "corpus": base.corpus.name, "preset": args.preset,
-                  "overrides": args.overrides, "space": {k: r.as_yaml() for k, r in space.items()},
-                  "seeds": args.seeds, "num_samples": args.num_samples,
-                  "objective": objective_text(args.method), "scheduler": args.scheduler,
-                  "search_seed": args.search_seed, "split_hash": split.hash,
-                  "git_sha": git_sha(), "base_config": as_overrides(base),
-                  "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-        record_path.write_text(json.dumps(record, indent=2))
+        record = new_record(folder, args.method, base, args.preset, args.overrides, space,
+                            args.seeds, args.num_samples, args.scheduler, args.search_seed,
+                            split.hash)
     print(f"sweep {folder}: {args.method}, {args.num_samples} configuration(s) x {args.seeds} "
           f"seed(s), split {split.hash}", flush=True)
-    tracker, experiment, sweep_run = open_sweep_run(uri, record, folder, split)
-    plan = Plan(args.method, tuple(as_overrides(base)), args.seeds, str(folder), tracker,
-                experiment, sweep_run)
+    runs = SweepRuns.open(uri, record, folder, split)
+    plan = Plan(args.method, tuple(as_overrides(base)), args.seeds, str(folder), runs)
     try:
         # Read by each Tuner's driver-side controller: the sweep's and the baselines'.
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", STATE_SNAPSHOT_S)
-        with tracker.failing(sweep_run):
+        with runs.tracker.failing(runs.sweep_run):
             run_references(plan, split, base)
             run_sweep(args, plan, split, space, base)
             if args.method == "ipr" and not args.no_baselines:
                 run_baselines(args, plan, split)
             text = write_report(folder)  # ConfigError when no configuration finished a seed
-            close_sweep_run(tracker, plan, folder)
+            runs.close(folder)
     except ConfigError as err:
-        close_stale(tracker, plan.experiment, plan.sweep_run)
+        runs.close_stale()
         print(f"error: {err}; see the trials' errors under {folder / 'tune'}", file=sys.stderr)
         raise SystemExit(1) from None
     print("\n" + text, flush=True)
     print(f"report: {folder / 'report.md'}\nbest configuration: {folder / 'best.txt'}\n"
-          f"MLflow: {tracker.uri}, experiment {args.method}-{base.corpus.name}", flush=True)
+          f"MLflow: {runs.tracker.uri}, experiment {args.method}-{base.corpus.name}", flush=True)
     return folder
-
-
-def open_sweep_run(uri: str, record: dict, folder: Path, split: Any
-                   ) -> tuple[Tracker, str, str]:
-    """The sweep's MLflow run: created with the sweep (its id kept in sweep.json), reopened by
-    --resume, where runs the killed driver left RUNNING are first marked KILLED."""
-    tracker = Tracker(uri)
-    experiment = tracker.experiment(f"{record['method']}-{record['corpus']}")
-    sweep_run = record.get("sweep_run")
-    if sweep_run:
-        close_stale(tracker, experiment, sweep_run)
-        tracker.reopen(sweep_run)
-        return tracker, experiment, sweep_run
-    sweep_run = tracker.start(experiment, folder.name, tags={
-        "emoref.kind": "sweep", "git_sha": record["git_sha"], "split_hash": split.hash,
-        "corpus_summary": describe(split), "folder": str(folder)})
-    tracker.params(sweep_run, {"method": record["method"], "preset": record["preset"],
-                               "seeds": record["seeds"], "num_samples": record["num_samples"],
-                               "objective": record["objective"], "scheduler": record["scheduler"],
-                               "search_seed": record["search_seed"],
-                               "overrides": " ".join(record["overrides"]),
-                               **{f"space.{k}": v for k, v in record["space"].items()}})
-    record.update(tracking_uri=tracker.uri, sweep_run=sweep_run)
-    (folder / "sweep.json").write_text(json.dumps(record, indent=2))
-    return tracker, experiment, sweep_run
-
-
-def close_stale(tracker: Tracker, experiment: str, sweep_run: str) -> None:
-    """Configuration and seed runs of this sweep still RUNNING: their process is gone (a killed
-    driver, or a trial Tune stopped early). Marked KILLED, so none stays RUNNING."""
-    client = tracker.client
-    configs = client.search_runs([experiment], f"tags.`{PARENT}` = '{sweep_run}'")
-    for run in configs:
-        for child in client.search_runs([experiment], f"tags.`{PARENT}` = '{run.info.run_id}'"):
-            if child.info.status == "RUNNING":
-                client.set_terminated(child.info.run_id, "KILLED")
-        if run.info.status == "RUNNING":
-            client.set_terminated(run.info.run_id, "KILLED")
-
-
-def close_sweep_run(tracker: Tracker, plan: Plan, folder: Path) -> None:
-    """The report, best configuration and best scores on the sweep run; then FINISHED."""
-    close_stale(tracker, plan.experiment, plan.sweep_run)
-    for name in ("report.md", "report.csv", "best.txt", "sweep.json"):
-        tracker.artifact(plan.sweep_run, folder / name)
-    _, configs = read_sweep(folder)
-    best = configs[0]  # as in the report: all seeds finished first, then best objective
-    row = {"configurations": float(len(configs))}
-    for key in ("dev", "test_wa", "test_ua", "test_f1"):
-        row[f"best.{key}.mean"], row[f"best.{key}.std"] = best.stat(key)
-    tracker.metrics(plan.sweep_run, [row])
-    tracker.tags(plan.sweep_run, {"best_trial": best.trial})
-    tracker.finish(plan.sweep_run)
 
 
 if __name__ == "__main__":

@@ -570,10 +570,14 @@ PRESETS: dict[str, tuple[str, ...]] = {
               "epr.forest_trees=10"),
 }
 
-# What each method needs of the split, applied after the preset and before the corpus defaults.
-METHOD_DEFAULTS: dict[str, tuple[str, ...]] = {
-    "epr": ("split.kind=kfold",),  # EPR's protocol is k-fold cross-validation (Sec. 4.1)
-}
+# The split kinds a method trains on, its default first (every other method: the ambiguity split).
+# EPR's protocol is k-fold cross-validation (Sec. 4.1); the classical reference goes beside either
+# family. The default is applied after the preset and before the corpus defaults.
+SPLIT_KINDS: dict[str, tuple[str, ...]] = {"epr": ("kfold",), "reference": ("ambiguity", "kfold")}
+
+
+def split_kinds(method: str | None) -> tuple[str, ...]:
+    return SPLIT_KINDS.get(method or "", ("ambiguity",))
 
 
 def build_config(preset: str = "cpu", overrides: typing.Sequence[str] = (),
@@ -585,7 +589,8 @@ def build_config(preset: str = "cpu", overrides: typing.Sequence[str] = (),
     pairs = [_split_pair(text) for text in overrides]
     corpus = dict(pairs).get("corpus.name", RunConfig().corpus.name)
     ordered = [_split_pair(t) for t in PRESETS[preset]]
-    ordered += [_split_pair(t) for t in METHOD_DEFAULTS.get(method or "", ())]
+    if method is not None:
+        ordered.append(("split.kind", split_kinds(method)[0]))
     ordered += [_split_pair(t) for t in CORPUS_DEFAULTS.get(corpus, ())]
     ordered += pairs
     return apply_overrides(RunConfig(), ordered)
@@ -688,16 +693,19 @@ def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def value_text(value: Any) -> str:
+    """A value as the key=value text the config parser reads back (a float keeps every digit)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(value_text(v) for v in value)
+    return repr(value) if isinstance(value, float) else str(value)
+
+
 def as_overrides(config: Any) -> list[str]:
     """Every leaf of `config` as a key=value string; `apply_overrides(RunConfig(), ...)` of these
     rebuilds the same config (checkpoints store a config this way, readable and version-tolerant)."""
-    def text(value: Any) -> str:
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, tuple):
-            return ",".join(text(v) for v in value)
-        return repr(value) if isinstance(value, float) else str(value)
-    return [f"{key}={text(value)}" for key, value in flatten(config).items()]
+    return [f"{key}={value_text(value)}" for key, value in flatten(config).items()]
 
 
 def from_overrides(pairs: typing.Iterable[str]) -> RunConfig:

@@ -1,10 +1,15 @@
-"""What ran: the git commit of the code, recorded with every run and checkpoint."""
+"""What ran: the git commit of the code, recorded with every run and checkpoint, and a digest of
+weights and training state (cache keys, replicas in step)."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import subprocess
 from pathlib import Path
+from typing import Any
+
+import torch
 
 
 @functools.cache
@@ -20,3 +25,25 @@ def git_sha() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return sha + ("+dirty" if dirty else "")
+
+
+def digest(value: Any) -> str:
+    """A SHA-256 of every tensor and number in a (nested) state, in key order: equal digests on
+    two ranks mean bitwise-equal weights, optimiser state and prototypes."""
+    hasher = hashlib.sha256()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, torch.Tensor):
+            hasher.update(str((node.dtype, tuple(node.shape))).encode())
+            hasher.update(node.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(node, dict):
+            for key in sorted(node, key=str):
+                hasher.update(str(key).encode())
+                walk(node[key])
+        elif isinstance(node, (list, tuple)):
+            for item in node:
+                walk(item)
+        else:
+            hasher.update(repr(node).encode())
+    walk(value)
+    return hasher.hexdigest()

@@ -29,6 +29,16 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return mean, math.sqrt(var)
 
 
+def pm(mean: float, std: float, scale: float = 100.0) -> str:
+    """mean ± std as a table shows it (x scale, i.e. percent; 2 decimals); '-' when undefined."""
+    return "-" if math.isnan(mean) else f"{mean * scale:.2f} ± {std * scale:.2f}"
+
+
+def cell(stat: Mapping[str, float] | None, scale: float = 100.0) -> str:
+    """An `aggregate` entry as a table cell; '-' where the metric is absent."""
+    return "-" if stat is None else pm(stat["mean"], stat["std"], scale)
+
+
 def aggregate(per_seed: Sequence[Mapping[str, float]]) -> dict[str, dict[str, float]]:
     """{metric: {"mean", "std", "n"}} over seeds, for every metric present in all of them."""
     keys = set.intersection(*(set(r) for r in per_seed)) if per_seed else set()
@@ -59,10 +69,7 @@ def markdown_table(summaries: Mapping[str, Mapping[str, Mapping[str, float]]],
     lines = ["| method | " + " | ".join(title for _, _, title in columns) + " | seeds |",
              "|---" * (len(columns) + 2) + "|"]
     for method, summary in summaries.items():
-        cells = []
-        for where, key, _ in columns:
-            s = summary.get(f"{where}.{key}")
-            cells.append("-" if s is None else f"{s['mean'] * scale:.2f} ± {s['std'] * scale:.2f}")
+        cells = [cell(summary.get(f"{where}.{key}"), scale) for where, key, _ in columns]
         n = max((int(s["n"]) for s in summary.values()), default=0)
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {n} |")
     return "\n".join(lines)
@@ -94,17 +101,11 @@ def stage_table(summary: Mapping[str, Mapping[str, float]], depth: int, name: st
     (the classical reference's summary on the same folds) adds its row first."""
     lines = ["| stage | WA | UA | F1 | seeds |", "|---|---|---|---|---|"]
     if reference:
-        cells = []
-        for key in ("wa", "ua", "f1"):
-            s = reference.get(f"final.cv_{key}")
-            cells.append("-" if s is None else f"{s['mean'] * scale:.2f} ± {s['std'] * scale:.2f}")
+        cells = [cell(reference.get(f"final.cv_{key}"), scale) for key in ("wa", "ua", "f1")]
         n = int(reference.get("final.cv_wa", {}).get("n", 0))
         lines.append(f"| {REFERENCE_NAME} | " + " | ".join(cells) + f" | {n} |")
     for t in range(1, depth + 1):
-        cells = []
-        for key in ("wa", "ua", "f1"):
-            s = summary.get(f"final.stage{t}_{key}")
-            cells.append("-" if s is None else f"{s['mean'] * scale:.2f} ± {s['std'] * scale:.2f}")
+        cells = [cell(summary.get(f"final.stage{t}_{key}"), scale) for key in ("wa", "ua", "f1")]
         n = int(summary.get(f"final.stage{t}_wa", {}).get("n", 0))
         label = "VGG" if t == 1 else name + str(t).translate(SUPERSCRIPTS)
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {n} |")

@@ -23,20 +23,20 @@ A sweep folder (written by runner.tune) holds:
 
 from __future__ import annotations
 
-import csv
 import json
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import numpy as np
 import yaml
 
 from emoref.config import (ConfigError, RunConfig, apply_overrides, as_overrides, field_type,
-                           flatten, from_overrides)
-from emoref.methods.common import select
-from emoref.summary import mean_std, seed_metrics, write_csv
+                           flatten, from_overrides, value_text)
+from emoref.provenance import git_sha
+from emoref.record import finished_seeds, outcome
+from emoref.summary import mean_std, pm, write_csv
 
 KINDS = ("uniform", "loguniform", "int", "logint", "choice")
 
@@ -130,15 +130,6 @@ def check_space(space: Mapping[str, Range], base: RunConfig, source: str = "sear
                                   ) from None
 
 
-def value_text(value: Any) -> str:
-    """A sampled value as the key=value text the config parser reads."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return ",".join(value_text(v) for v in value)
-    return repr(value) if isinstance(value, float) else str(value)
-
-
 def apply_params(base: RunConfig, params: Mapping[str, Any]) -> RunConfig:
     """`base` with a configuration's sampled values set."""
     return apply_overrides(base, [(k, value_text(v)) for k, v in params.items()])
@@ -157,9 +148,6 @@ def start_point(space: Mapping[str, Range], base: RunConfig) -> dict[str, Any] |
 # Reading a sweep folder back
 # ----------------------------------------------------------------------------------------------------
 
-OBJECTIVE = "dev_ua"  # what Optuna maximises, as the mean over seeds. Never D3, never a test fold.
-
-
 def objective_text(method: str) -> str:
     """The objective in words, for the sweep record and its report."""
     where = ("the validation utterances held out of each training fold (mean over folds, last "
@@ -168,60 +156,27 @@ def objective_text(method: str) -> str:
     return f"mean over seeds of UA on {where}"
 
 
-def seed_rows(folder: Path) -> list[dict[str, float]]:
-    """A seed folder's epochs.csv as numbers."""
-    with (folder / "epochs.csv").open() as handle:
-        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
+def new_record(folder: Path, method: str, base: RunConfig, preset: str, overrides: Sequence[str],
+               space: Mapping[str, Range], seeds: int, num_samples: int, scheduler: str,
+               search_seed: int, split_hash: str) -> dict[str, Any]:
+    """Writes and returns sweep.json: what was asked, with the resolved base config, the split's
+    hash and the code's commit (runner.tune --resume reads it back; so does the report)."""
+    record = {"method": method, "corpus": base.corpus.name, "preset": preset,
+              "overrides": list(overrides), "space": {k: r.as_yaml() for k, r in space.items()},
+              "seeds": seeds, "num_samples": num_samples, "objective": objective_text(method),
+              "scheduler": scheduler, "search_seed": search_seed, "split_hash": split_hash,
+              "git_sha": git_sha(), "base_config": as_overrides(base),
+              "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    (folder / "sweep.json").write_text(json.dumps(record, indent=2))
+    return record
 
 
-def summed_confusion(folders: Sequence[Path], key: str) -> tuple[list[str], np.ndarray] | None:
-    """The `key` confusion matrix (e.g. "d3", "stage5") of each seed folder's confusion.json,
-    summed over the folders, with the class names; None when a folder lacks it."""
-    total, classes = None, []
-    for folder in folders:
-        path = folder / "confusion.json"
-        saved = json.loads(path.read_text()) if path.exists() else {}
-        if key not in saved:
-            return None
-        classes, matrix = saved["classes"], np.asarray(saved[key], dtype=float)
-        total = matrix if total is None else total + matrix
-    return (classes, total) if total is not None else None
-
-
-def epr_depth(row: Mapping[str, float], prefix: str = "") -> int:
-    """The refinery depth of an EPR report row: how many `<prefix>stage<t>_wa` keys it holds."""
-    return sum(k.startswith(prefix + "stage") and k.endswith("_wa") for k in row)
-
-
-def outcome(method: str, folder: Path) -> dict[str, float]:
-    """One finished seed, flattened (see summary.seed_metrics) plus the four numbers every table
-    uses: dev (the objective), and the test WA/UA/F1 (IPR family: D3 at the dev-selected epoch;
-    EPR: the last refinery stage over all test folds)."""
-    rows = seed_rows(folder)
-    if method == "epr":
-        last = rows[-1]
-        depth = epr_depth(last)
-        flat = seed_metrics(last, last, depth)
-        test = {m: last[f"stage{depth}_{m}"] for m in ("wa", "ua", "f1")}
-        dev = last.get(OBJECTIVE, math.nan)
-    else:
-        epoch, selected = select(rows)
-        flat = seed_metrics(selected, rows[-1], epoch)
-        # D3 for the ambiguity split; the pooled test folds for the reference on k folds
-        test = {m: selected.get(f"d3_{m}", selected.get(f"cv_{m}", math.nan))
-                for m in ("wa", "ua", "f1")}
-        dev = selected.get(OBJECTIVE, math.nan)
-    return {**flat, "dev": dev, **{f"test_{m}": v for m, v in test.items()}}
-
-
-def finished_seeds(folder: Path) -> dict[int, Path]:
-    """{seed: folder} of the seeds under `folder` that finished (their config.txt is written
-    last)."""
-    found = {}
-    for seed_dir in folder.glob("seed*"):
-        if seed_dir.name[4:].isdigit() and (seed_dir / "config.txt").exists():
-            found[int(seed_dir.name[4:])] = seed_dir
-    return dict(sorted(found.items()))
+def read_record(folder: Path) -> dict[str, Any]:
+    """A sweep folder's sweep.json; ConfigError when the folder holds none."""
+    path = Path(folder) / "sweep.json"
+    if not path.is_file():
+        raise ConfigError(f"{folder}: not a sweep folder (no sweep.json; runner.tune writes it)")
+    return json.loads(path.read_text())
 
 
 @dataclass
@@ -240,10 +195,7 @@ def read_sweep(folder: str | Path) -> tuple[dict[str, Any], list[Configuration]]
     """(sweep.json, every configuration with at least one finished seed), best objective first
     among configurations that finished all their seeds, then the unfinished ones."""
     folder = Path(folder)
-    record_path = folder / "sweep.json"
-    if not record_path.is_file():
-        raise ConfigError(f"{folder}: not a sweep folder (no sweep.json; runner.tune writes it)")
-    record = json.loads(record_path.read_text())
+    record = read_record(folder)
     configs = []
     for trial_dir in sorted((folder / "trials").glob("*")):
         params_file = trial_dir / "params.json"
@@ -288,11 +240,6 @@ def paired_p(a: Sequence[float], b: Sequence[float]) -> float:
     return float(stats.ttest_rel(a, b).pvalue)
 
 
-def _pm(stat: tuple[float, float], scale: float = 100.0) -> str:
-    mean, std = stat
-    return "-" if math.isnan(mean) else f"{mean * scale:.2f} ± {std * scale:.2f}"
-
-
 TRAIN_DATA = {"baseline": "D1", "baseline_star": "D1 and unlabelled D2",
               "ipr": "D1 and unlabelled D2", "supervised": "labelled D1 and D2",
               "reference": "D1 (openSMILE + LR)",
@@ -319,7 +266,7 @@ def table3(best: Configuration, baselines: Mapping[str, Mapping[int, dict[str, f
             significant = {o for o, v in p.items() if v < 0.05}
             marks[metric] = ("†" if {"baseline", "baseline_star"} <= significant else
                              "*" if "baseline" in significant else "")
-        cells = [_pm(mean_std([rows[method][s][m] for s in seeds])) + marks[m]
+        cells = [pm(*mean_std([rows[method][s][m] for s in seeds])) + marks[m]
                  for m in ("test_wa", "test_ua")]
         name = "baseline*" if method == "baseline_star" else method
         lines.append(f"| {name} | {TRAIN_DATA[method]} | " + " | ".join(cells)
@@ -370,8 +317,8 @@ def write_report(folder: str | Path, top: int = 10) -> str:
              + " | ".join(keys) + " |",
              "|---" * (7 + len(keys)) + "|"]
     for rank, c in enumerate(configs[:top], 1):
-        lines.append(f"| {rank} | {c.trial} | {len(c.seeds)} | {_pm(c.stat('dev'))} | "
-                     + " | ".join(_pm(c.stat(f"test_{m}")) for m in ("wa", "ua", "f1")) + " | "
+        lines.append(f"| {rank} | {c.trial} | {len(c.seeds)} | {pm(*c.stat('dev'))} | "
+                     + " | ".join(pm(*c.stat(f"test_{m}")) for m in ("wa", "ua", "f1")) + " | "
                      + " | ".join(_short(c.params.get(k)) for k in keys) + " |")
     rows_csv = []
     for c in configs:
@@ -385,7 +332,7 @@ def write_report(folder: str | Path, top: int = 10) -> str:
     best_config = apply_params(from_overrides(record["base_config"]), best.params)
     (folder / "best.txt").write_text(
         f"# Best configuration of sweep {folder.name} (trial {best.trial}): mean dev UA "
-        f"{_pm(best.stat('dev'))} over {len(best.seeds)} seed(s).\n"
+        f"{pm(*best.stat('dev'))} over {len(best.seeds)} seed(s).\n"
         f"# Rerun: python -m runner.train {method} --config <this file> --seeds "
         f"{record['seeds']}\n" + "\n".join(as_overrides(best_config)) + "\n")
     failed = sorted((folder / "trials").glob("*/failed.txt"))
@@ -407,7 +354,7 @@ def write_report(folder: str | Path, top: int = 10) -> str:
             if name in others:
                 rows = list(others[name].values())
                 lines.append(f"| {name} | {TRAIN_DATA.get(name, 'training folds')} | " + " | ".join(
-                    _pm(mean_std([r[f"test_{m}"] for r in rows])) for m in ("wa", "ua", "f1"))
+                    pm(*mean_std([r[f"test_{m}"] for r in rows])) for m in ("wa", "ua", "f1"))
                     + " |")
     if others:
         lines += ["", f"## Paired t-tests over seeds: best {method} against each baseline", "",

@@ -17,7 +17,8 @@ from emoref.data.corpora import load_manifest
 from emoref.data.features import FrozenInputs, logmel_frames
 from emoref.data.splits import make_split
 from emoref.methods import baselines, ipr
-from emoref.methods.common import ListReporter, SERModel
+from emoref.methods.common import SERModel
+from emoref.record import ListReporter
 from emoref.models.encoders import build_encoder
 
 

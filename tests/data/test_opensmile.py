@@ -15,7 +15,8 @@ from emoref.data.corpora import load_manifest
 from emoref.data.manifest import DataError
 from emoref.data.splits import make_split
 from emoref.methods import METHODS
-from emoref.methods.common import ListReporter, SERModel, load_parts
+from emoref.methods.common import SERModel, load_parts
+from emoref.record import ListReporter
 
 
 def csv_corpus(tmp_path, tone, n=24, seconds=0.6, extra=()):

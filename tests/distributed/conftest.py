@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from emoref import distributed
+from emoref import ray_train
 from emoref.config import build_config
 from emoref.data.corpora import load_manifest
 from emoref.data.splits import make_split
@@ -29,7 +29,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def local_ray():
     ray.shutdown()
-    distributed.start_ray(echo=False, local=True, num_cpus=2, dashboard_port=free_port())
+    ray_train.start_ray(echo=False, local=True, num_cpus=2, dashboard_port=free_port())
     yield ray
     ray.shutdown()
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from emoref import distributed
-from emoref.methods.common import ListReporter
+from emoref import ray_train
+from emoref.record import ListReporter
 
-from tests.distributed.conftest import free_port
+from tests.ray_train.conftest import free_port
 
 ray = pytest.importorskip("ray")
 cluster_utils = pytest.importorskip("ray.cluster_utils")
@@ -40,7 +40,7 @@ def test_two_nodes_one_worker_each(two_nodes, prepared):
     run = config("workers=2", "dist.placement=STRICT_SPREAD", "dist.cpus_per_worker=1",
                  "train.epochs=2")
     reporter = ListReporter()
-    result, digests = distributed.fit("baseline", run, split, reporter, echo=False)
+    result, digests = ray_train.train("baseline", run, split, reporter, echo=False)
     assert [r["epoch"] for r in reporter.rows] == [0, 1]
     assert digests[0] == digests[1]
     assert result.checkpoint is not None

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from emoref import distributed
+from emoref import ray_train
 from emoref.data.corpora import load_manifest
 from emoref.data.splits import make_split
 from emoref.methods import METHODS
-from emoref.methods.common import ListReporter
+from emoref.record import ListReporter
 
-from tests.distributed.conftest import EXACT
+from tests.ray_train.conftest import EXACT
 
 LOSSES = ("loss", "ce_d1", "ce_d2", "contrastive")
 # Tolerance: the same global batch on 2 ranks sums each loss in a different order (per-rank sums,
@@ -46,7 +46,7 @@ def test_two_workers_match_one_process_and_keep_prototypes_bitwise_equal(
         local_ray, prepared, one_process):
     config, split = prepared
     reporter = ListReporter()
-    result, digests = distributed.fit("ipr", config(*EXACT, "workers=2"), split, reporter,
+    result, digests = ray_train.train("ipr", config(*EXACT, "workers=2"), split, reporter,
                                       echo=False)
     # Both ranks end with the same bits: weights, optimiser state, prototypes, RNG streams.
     assert len(digests) == 2 and digests[0] == digests[1]
@@ -64,7 +64,7 @@ def test_epr_two_workers_match_one_process(local_ray, prepared):
     alone = ListReporter()
     expected = METHODS["epr"](epr_config, split, alone)
     reporter = ListReporter()
-    result, digests = distributed.fit("epr", dataclasses.replace(epr_config, workers=2), split,
+    result, digests = ray_train.train("epr", dataclasses.replace(epr_config, workers=2), split,
                                       reporter, echo=False)
     # Both ranks end with the same bits: network, optimiser, profiles, refined labels, forest
     # predictions (relabelling is computed from gathered profiles and broadcast from rank 0).
@@ -121,7 +121,7 @@ def test_a_killed_worker_resumes_from_its_last_checkpoint(local_ray, prepared, o
 
     config, split = prepared
     run = config(*RESUMED, "workers=2", "dist.max_failures=2", "dist.name=killed")
-    folder = Path(run.dist.storage) / distributed.run_name("ipr", run, split.hash)
+    folder = Path(run.dist.storage) / ray_train.run_name("ipr", run, split.hash)
     killed, errors = [], []
 
     def kill_after_a_registered_checkpoint():
@@ -143,7 +143,7 @@ def test_a_killed_worker_resumes_from_its_last_checkpoint(local_ray, prepared, o
     watcher = threading.Thread(target=kill_after_a_registered_checkpoint, daemon=True)
     watcher.start()
     reporter = ListReporter()
-    result, digests = distributed.fit("ipr", run, split, reporter, echo=False)
+    result, digests = ray_train.train("ipr", run, split, reporter, echo=False)
     watcher.join(timeout=1)
     assert killed, f"no worker was killed ({errors[-3:]})"
     epochs = [r["epoch"] for r in reporter.rows]
@@ -153,7 +153,7 @@ def test_a_killed_worker_resumes_from_its_last_checkpoint(local_ray, prepared, o
     assert epochs[attempts.index(attempts[-1])] > 0  # which resumed, not restarted from scratch
     # Each checkpoint says what ran and reads back with weights_only=True.
     newest = max(checkpoints(folder), key=lambda p: p.stat().st_mtime)
-    saved = distributed.load_state(Checkpoint.from_directory(newest))
+    saved = ray_train.load_state(Checkpoint.from_directory(newest))
     assert saved["split_hash"] == split.hash and "workers=2" in saved["config"] and saved["git_sha"]
     assert saved["method"]["epoch"] == run.train.epochs - 1
     assert saved["method"]["prototypes"].shape[0] == len(split.classes)

@@ -7,7 +7,8 @@ import torch
 from torch.nn import functional as F
 
 from emoref.methods import METHODS, baselines
-from emoref.methods.common import ListReporter, soft_cross_entropy
+from emoref.methods.common import soft_cross_entropy
+from emoref.record import ListReporter
 
 LOSSES = ("loss", "ce_d1", "ce_d2", "contrastive")
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from emoref.config import build_config
-from emoref.distributed import Runtime
+from emoref.runtime import Runtime
 from emoref.methods import ipr
-from emoref.methods.common import ListReporter
+from emoref.record import ListReporter
 
 
 def test_ipr_fit_reports_every_epoch_and_is_deterministic(smoke):

@@ -45,6 +45,7 @@ from emoref.config import RunConfig
 from emoref.data.audio import AudioCache, LogMel, crop_or_pad
 from emoref.data.augment import IMPULSE_RESPONSES_VERSION, Augmenter
 from emoref.data.manifest import Utterance
+from emoref.provenance import digest
 
 # Bump when what a cached value means changes (a new pooling, a different crop): old entries are
 # then simply not found. 2: augmented views seeded by utterance id, not by the file's path.
@@ -114,9 +115,14 @@ def audio_keys(utterances: Sequence[Utterance], config: RunConfig) -> list[str]:
     return [cache.key(u.path) for u in utterances]
 
 
+def load_waves(utterances: Sequence[Utterance], config: RunConfig) -> list[np.ndarray]:
+    """The decoded, resampled audio of each utterance, from the audio cache (data.audio)."""
+    cache = AudioCache(config.corpus.cache_dir, config.corpus.name, config.audio.sample_rate)
+    return [cache.get(u.path) for u in utterances]
+
+
 def load_wave(utterance: Utterance, config: RunConfig) -> np.ndarray:
-    return AudioCache(config.corpus.cache_dir, config.corpus.name,
-                      config.audio.sample_rate).get(utterance.path)
+    return load_waves([utterance], config)[0]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -150,18 +156,9 @@ def logmel_frames(utterances: Sequence[Utterance], config: RunConfig, cache: boo
 # Frozen encoder: embeddings of the centred crop and of K augmented views
 # ----------------------------------------------------------------------------------------------------
 
-def weights_digest(module: nn.Module) -> str:
-    hasher = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        hasher.update(name.encode())
-        hasher.update(str((tensor.dtype, tuple(tensor.shape))).encode())
-        hasher.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
-    return hasher.hexdigest()
-
-
 def embedding_spec(config: RunConfig, weights: str, view: int) -> dict[str, Any]:
     """Everything view `view`'s embeddings depend on (view 0: the clean centred crop); `weights`
-    is the encoder's `weights_digest`."""
+    is `provenance.digest` of the encoder's weights."""
     e = config.encoder
     spec = {"encoder": {k: v for k, v in dataclasses.asdict(e).items()
                         if k not in ("freeze", "cache", "views", "init_seed")},
@@ -207,7 +204,7 @@ class FrozenInputs:
         self.table: np.ndarray | None = None  # (N, 1 + K, D) when cached
         if config.encoder.cache and len(utterances):
             encoder.eval()
-            weights, views = weights_digest(encoder), []
+            weights, views = digest(encoder.state_dict()), []
             for view in range(1 + self.n_views):
                 store = FeatureCache(config.corpus.cache_dir, "embeddings",
                                      embedding_spec(config, weights, view))

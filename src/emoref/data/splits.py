@@ -161,7 +161,7 @@ def make_split(manifest: Manifest, config: SplitConfig) -> AmbiguitySplit | KFol
         manifest, config)
 
 
-def describe(split: AmbiguitySplit | KFoldSplit) -> str:
+def summary_line(split: AmbiguitySplit | KFoldSplit) -> str:
     """One line on what a split holds (logged beside its hash)."""
     classes = ", ".join(split.classes)
     if isinstance(split, AmbiguitySplit):

@@ -20,12 +20,13 @@ from torch.nn import functional as F
 from emoref.config import RunConfig
 from emoref.data.splits import AmbiguitySplit
 from emoref.metrics import weighted_accuracy
-from emoref.distributed import LOCAL, Runtime
-from emoref.methods.common import (BatchCycle, PerBatch, Reporter, Result, SERModel, annotation,
-                                   check_ambiguity_split, check_finite, checkpoint, d2_weight, evaluate,
-                                   is_selected, load_parts, loop_state, make_batch, predict,
-                                   result, resume_loop, seed_everything, soft_cross_entropy,
+from emoref.runtime import LOCAL, Runtime
+from emoref.methods.common import (BatchCycle, PerBatch, SERModel, annotation,
+                                   check_ambiguity_split, check_finite, checkpoint, d2_weight,
+                                   evaluate, load_parts, loop_state, make_batch, predict,
+                                   resume_loop, seed_everything, soft_cross_entropy,
                                    steps_per_epoch)
+from emoref.record import Reporter, Result, is_selected, result
 
 VARIANTS = ("baseline", "baseline_star", "supervised")
 

@@ -6,62 +6,26 @@ Only pure helpers live here; each method's training loop stays in its own file, 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from emoref.config import RunConfig, as_overrides
-from emoref.data.audio import AudioCache, collate
+from emoref.data.audio import collate
 from emoref.data.augment import Augmenter
-from emoref.data.features import FrozenInputs
+from emoref.data.features import FrozenInputs, load_waves
 from emoref.data.opensmile_features import DIMS, OpenSmileInputs
 from emoref.data.manifest import DataError, Utterance
-from emoref.distributed import LOCAL, Runtime, restore_rng, rng_state
 from emoref.methods.ipr_math import beta_schedule
 from emoref.metrics import classification_report
 from emoref.models.encoders import build_encoder
 from emoref.models.heads import Classifier, Projection
 from emoref.models.trunks import build_trunk, masked_moments
 from emoref.provenance import git_sha
-
-
-class Reporter(Protocol):
-    """Receives one call per epoch: scalar metrics plus structured values (matrices, tables).
-    `state`, when given, returns the method's resumable training state; a reporter that
-    checkpoints (Ray Train's, see emoref.distributed) saves it, the others ignore it."""
-
-    def __call__(self, epoch: int, metrics: dict[str, float], extras: dict[str, Any],
-                 state: Callable[[], dict[str, Any]] | None = None) -> None: ...
-
-
-@dataclass
-class ListReporter:
-    """Keeps every report in memory (tests, the in-process runner)."""
-
-    rows: list[dict[str, float]] = field(default_factory=list)
-    extras: list[dict[str, Any]] = field(default_factory=list)
-
-    def __call__(self, epoch: int, metrics: dict[str, float], extras: dict[str, Any],
-                 state: Callable[[], dict[str, Any]] | None = None) -> None:
-        self.rows.append({"epoch": epoch, **metrics})
-        self.extras.append(extras)
-
-
-@dataclass(frozen=True)
-class Result:
-    method: str
-    final: dict[str, float]  # metrics of the last epoch
-    selected_epoch: int  # epoch with the best dev UA (dev only: D3 never selects)
-    selected: dict[str, float]  # metrics of that epoch
-    # One row per utterance: IPR family, D2's soft labels, pseudo label, confidence (the annotation
-    # output); EPR, each stage's prediction for every utterance (from networks that never saw it).
-    table: list[dict[str, Any]]
-    # The model (and prototypes) of the selected epoch with everything needed to use them again:
-    # see `checkpoint` below. Not compared or printed.
-    checkpoint: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+from emoref.runtime import LOCAL, Runtime, restore_rng, rng_state
 
 
 class SERModel(nn.Module):
@@ -125,11 +89,6 @@ def check_ambiguity_split(split: Any) -> None:
                         f"split.d1_min_agreement)")
 
 
-def load_waves(utterances: Sequence[Utterance], config: RunConfig, corpus: str) -> list[np.ndarray]:
-    cache = AudioCache(config.corpus.cache_dir, corpus, config.audio.sample_rate)
-    return [cache.get(u.path) for u in utterances]
-
-
 # What a model reads: waveforms, or a fixed front end's output: a frozen encoder's embeddings
 # (emoref.data.features) or openSMILE features (emoref.data.opensmile_features).
 Inputs = list[np.ndarray] | FrozenInputs | OpenSmileInputs
@@ -141,7 +100,7 @@ def load_inputs(utterances: Sequence[Utterance], config: RunConfig, model: SERMo
         return OpenSmileInputs(utterances, config)
     if config.encoder.freeze:
         return FrozenInputs(utterances, config, model.encoder, runtime.device)
-    return load_waves(utterances, config, config.corpus.name)
+    return load_waves(utterances, config)
 
 
 @dataclass(frozen=True)
@@ -346,17 +305,6 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
     return -(targets * torch.log_softmax(logits, dim=1)).sum(1).mean()
 
 
-def select(rows: list[dict[str, float]]) -> tuple[int, dict[str, float]]:
-    """The epoch with the best dev UA (ties: the later epoch); dev is labelled D2, never D3."""
-    best = max(range(len(rows)), key=lambda i: (rows[i].get("dev_ua", float("-inf")), i))
-    return int(rows[best]["epoch"]), rows[best]
-
-
-def is_selected(rows: list[dict[str, float]]) -> bool:
-    """Whether the newest epoch is, so far, the one `select` picks (keep its weights)."""
-    return select(rows)[0] == rows[-1]["epoch"]
-
-
 def seed_everything(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
     """Seeds torch and returns two numpy streams: D1 batches and crops, and everything D2 (batches,
     crops, augmentation). Separate streams keep D1's sequence identical across methods."""
@@ -372,13 +320,6 @@ def checkpoint(method: str, config: RunConfig, split: Any, model: nn.Module,
             "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
             "prototypes": None if prototypes is None else prototypes.detach().cpu().clone(),
             "config": as_overrides(config), "split_hash": split.hash, "git_sha": git_sha()}
-
-
-def result(method: str, rows: list[dict[str, float]], table: list[dict[str, Any]],
-           kept: dict[str, Any] | None) -> Result:
-    epoch, selected = select(rows)
-    return Result(method=method, final=dict(rows[-1]), selected_epoch=epoch,
-                  selected=dict(selected), table=table, checkpoint=kept)
 
 
 def annotation(utterances: Sequence[Utterance], classes: Sequence[str], soft: torch.Tensor,

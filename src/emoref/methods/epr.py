@@ -27,9 +27,9 @@ from emoref.data.features import logmel_frames
 from emoref.data.segments import SegmentBank, bank_from_frames
 from emoref.data.splits import KFoldSplit
 from emoref.methods import epr_math
-from emoref.distributed import LOCAL, Runtime, restore_rng, rng_state
-from emoref.methods.common import (Reporter, Result, check_finite, label_array,
-                                   soft_cross_entropy)
+from emoref.runtime import LOCAL, Runtime, restore_rng, rng_state
+from emoref.methods.common import check_finite, label_array, soft_cross_entropy
+from emoref.record import Reporter, Result
 from emoref.metrics import classification_report
 from emoref.models.vgg import VGG
 

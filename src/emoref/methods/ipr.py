@@ -17,12 +17,13 @@ from emoref.data.manifest import Utterance
 from emoref.data.splits import AmbiguitySplit
 from emoref.metrics import prototype_similarity, similarity_pairs, weighted_accuracy
 from emoref.methods import ipr_math
-from emoref.distributed import LOCAL, Runtime
-from emoref.methods.common import (BatchCycle, PerBatch, Reporter, Result, SERModel, annotation,
-                                   check_ambiguity_split, check_finite, checkpoint, d2_weight, evaluate,
-                                   is_selected, load_inputs, load_parts, loop_state, make_batch,
-                                   predict, result, resume_loop, seed_everything,
-                                   steps_per_epoch, view_pair_batch)
+from emoref.runtime import LOCAL, Runtime
+from emoref.methods.common import (BatchCycle, PerBatch, SERModel, annotation,
+                                   check_ambiguity_split, check_finite, checkpoint, d2_weight,
+                                   evaluate, load_inputs, load_parts, loop_state, make_batch,
+                                   predict, resume_loop, seed_everything, steps_per_epoch,
+                                   view_pair_batch)
+from emoref.record import Reporter, Result, is_selected, result
 
 
 def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter,

@@ -24,7 +24,8 @@ from emoref.config import RunConfig
 from emoref.data.manifest import Utterance
 from emoref.data.opensmile_features import Extraction, read
 from emoref.data.splits import AmbiguitySplit, KFoldSplit
-from emoref.methods.common import Reporter, Result, annotation, check_ambiguity_split, label_array
+from emoref.methods.common import annotation, check_ambiguity_split, label_array
+from emoref.record import Reporter, Result
 from emoref.metrics import classification_report, weighted_accuracy
 
 

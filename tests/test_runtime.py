@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from emoref.config import ConfigError, build_config
-from emoref.distributed import LOCAL, Runtime, digest, restore_rng, rng_state
-from emoref.methods.common import BatchCycle, ListReporter
+from emoref.provenance import digest
+from emoref.runtime import LOCAL, Runtime, restore_rng, rng_state
+from emoref.methods.common import BatchCycle
+from emoref.record import ListReporter
 
 
 def test_a_global_batch_splits_into_contiguous_shards_in_rank_order():
@@ -63,7 +65,7 @@ def test_mixed_precision_is_for_gpu_workers_and_checked_before_anything_runs():
 def test_a_ray_address_file_is_stale_only_when_nothing_answers(tmp_path, monkeypatch):
     import socket
 
-    from emoref.distributed import stale_ray_address
+    from emoref.ray_train import stale_ray_address
 
     monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
     monkeypatch.delenv("RAY_ADDRESS", raising=False)

@@ -1,0 +1,119 @@
+"""One experiment step, shared by runner.train and runner.tune: the checked split a method trains on
+(with the openSMILE features it reads put in the cache first), the classical reference rows that go
+beside it, and one seed trained (here, or on Ray Train with config.workers > 0) into its folder.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from emoref import ray_train
+from emoref.config import ConfigError, RunConfig, split_kinds
+from emoref.data import opensmile_features
+from emoref.data.corpora import load_manifest
+from emoref.data.manifest import Manifest
+from emoref.data.opensmile_features import Extraction
+from emoref.data.splits import AmbiguitySplit, KFoldSplit, make_split
+from emoref.methods import METHODS, reference
+from emoref.methods.common import check_ambiguity_split
+from emoref.record import ListReporter, Result, write_seed
+
+SHOWN = ("loss", "beta", "dev_ua", "d3_wa", "d3_ua", "agreement_prototype", "agreement_model",
+         "train_loss", "val_loss", "fold_wa", "fold_ua")
+# The reference rows every table carries (see reference_runs), by the split they go beside.
+REFERENCE_ROWS = {"ambiguity": ("reference", "reference_supervised"), "kfold": ("reference_cv",)}
+
+
+def split_kind(split: Any) -> str:
+    return "kfold" if isinstance(split, KFoldSplit) else "ambiguity"
+
+
+def extraction_jobs(config: RunConfig) -> list[Extraction]:
+    """The openSMILE features a run reads: the reference's functionals (every table carries its
+    row) and, with encoder.kind=opensmile, the trunk's input with its K augmented views."""
+    jobs = [reference.job(config)]
+    if config.encoder.kind == "opensmile":
+        jobs.append(Extraction.of(config))
+    return jobs
+
+
+def prepare_split(method: str, config: RunConfig, manifests: dict | None = None,
+                  extract: bool = True, echo: bool = True) -> Any:
+    """The split `method` trains on, checked (raises ConfigError or DataError on bad input).
+    With `extract`, the openSMILE features of every utterance are then put in the cache (as Ray
+    tasks when some are missing: see extract_features); a file openSMILE cannot use stops here
+    or, with corpus.on_bad_audio=skip, is left out of the split. Every check comes first."""
+    manifests = {} if manifests is None else manifests
+    if config.corpus not in manifests:  # methods differ in split, not in corpus
+        manifests[config.corpus] = load_manifest(config.corpus)
+    manifest = manifests[config.corpus]
+    split = checked_split(method, config, manifest)
+    if extract:
+        kept = extract_features(manifest, config, echo)
+        if kept is not manifest:  # files openSMILE cannot use were left out: split the rest
+            split = checked_split(method, config, kept)
+    return split
+
+
+def checked_split(method: str, config: RunConfig, manifest: Manifest) -> AmbiguitySplit | KFoldSplit:
+    split = make_split(manifest, config.split)
+    wanted = split_kinds(method)
+    if split_kind(split) not in wanted:
+        raise ConfigError(f"split.kind: {method} needs a {' or '.join(wanted)} split, got "
+                          f"{config.split.kind!r}")
+    if isinstance(split, AmbiguitySplit):
+        check_ambiguity_split(split)
+    return split
+
+
+def extract_features(manifest: Manifest, config: RunConfig, echo: bool = True) -> Manifest:
+    """Fills the openSMILE cache for the whole corpus; when anything is missing, Ray is started
+    (or joined: RAY_ADDRESS, a `ray start` node) and extraction runs as tasks on every core."""
+    jobs = extraction_jobs(config)
+    if any(opensmile_features.pending(manifest.utterances, job) for job in jobs):
+        ray_train.start_ray(echo=False)
+    return opensmile_features.prepare(manifest, jobs, config.corpus.on_bad_audio, echo=echo)
+
+
+def reference_runs(prepared: dict[str, tuple[RunConfig, Any]]
+                   ) -> dict[str, tuple[str, RunConfig, Any]]:
+    """{row name: (method, config, split)}: the classical reference beside each family run here,
+    on the same split: reference (D1) and reference_supervised (D1 + labelled D2) beside the IPR
+    family, reference_cv (the same training folds) beside EPR."""
+    runs = {}
+    for method, (config, split) in prepared.items():
+        if method.startswith("reference"):
+            continue
+        for row in REFERENCE_ROWS[split_kind(split)]:
+            runs.setdefault(row, ("reference" if row == "reference_cv" else row, config, split))
+    return {row: run for row, run in runs.items() if row not in prepared}
+
+
+def train_seed(method: str, config: RunConfig, split: Any, folder: Path, quiet: bool = False,
+               live: Callable[[dict[str, float]], None] | None = None) -> tuple[Result, float]:
+    """Train one seed (in this process, or on Ray Train when config.workers > 0) and write its
+    folder (emoref.record), config.txt last. `live` receives each epoch's row as it is reported
+    (Ray Train: from rank 0, during training). Returns the Result and the wall time in seconds."""
+    tag = f"{method} seed {config.seed}"
+
+    def echo(row: dict[str, float]) -> None:
+        if live is not None:
+            live(row)
+        if not quiet:
+            shown = "  ".join(f"{k} {row[k]:.3f}" for k in SHOWN if k in row)
+            print(f"{tag} step {int(row['epoch']):3d}  {shown}", flush=True)
+
+    start = time.perf_counter()
+    if config.workers and not method.startswith("reference"):  # Ray Train: DDP over workers
+        # Rank 0 prints each epoch (unless quiet) and sends its row to `live` as it trains; the
+        # whole history comes back into `reporter` when training ends.
+        reporter = ListReporter()
+        result, _ = ray_train.train(method, config, split, reporter, echo=not quiet, live=live)
+    else:
+        reporter = ListReporter(live=echo)
+        result = METHODS[method](config, split, reporter)
+    wall = time.perf_counter() - start
+    write_seed(folder, method, config, result, reporter.rows, reporter.extras, split.classes)
+    return result, wall
