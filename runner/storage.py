@@ -7,9 +7,19 @@ be the same storage on every node.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from runner._cli import fail
+
+def check_storage_path(path: Path) -> None:
+    """Exits 2 when --storage-path is a URI (s3://, gs://, hdfs://): trials write their seeds as
+    files and the driver reads them back."""
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:/", str(path)):
+        fail(f"--storage-path {path}: expected a directory (trials write their seeds there as "
+             "files and the driver reads them back); on a cluster use a filesystem every node "
+             "mounts, and put Ray Train's checkpoints in object storage with dist.storage=s3://...")
+
 
 STORAGE_MARKER = ".emoref-storage-check"
 

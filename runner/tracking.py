@@ -164,12 +164,11 @@ class LiveCurves:
 
 
 def run_title(method: str, trial: str, params: Mapping[str, Any]) -> str:
-    """A configuration run's name in the runs table: the method, the trial's number, and the values
-    that differ between configurations, e.g. `ipr #3 gamma=0.95 tau=0.12`."""
-    number = trial.rsplit("_", 1)[-1].lstrip("0") or "0"
+    """A configuration run's name in the runs table: the method, its trial, and the values that
+    differ between configurations (the searched ones), e.g. `ipr 631b04e3 gamma=0.954 tau=0.139`."""
     values = " ".join(f"{key.rsplit('.', 1)[-1]}={value:.3g}" if isinstance(value, float)
                       else f"{key.rsplit('.', 1)[-1]}={value}" for key, value in params.items())
-    return f"{method} #{number} {values}".strip()
+    return f"{method} {trial} {values}".strip()
 
 
 @dataclass(frozen=True)

@@ -12,15 +12,8 @@ rebuilds the report from disk.
 With no other argument it runs a real sweep on the built-in synthetic corpus on a laptop (see the
 README for its runtime); `--smoke-test` runs the same path on tiny data in a few minutes.
 
-Why seeds run inside a trial (not Tune's Repeater): the configuration is what Optuna scores, so one
-trial per configuration reports one number, the mean over its seeds, and is one "configuration"
-row everywhere (report, MLflow); a resumed trial skips its finished seeds, read from disk; and
-ASHA (--scheduler asha) can stop a poor configuration after its first seeds, comparing
-configurations at equal numbers of seeds, which Repeater cannot combine with. A stop arrives only
-when a trial reports, i.e. between seeds, after that seed's TorchTrainer has returned, so no Ray
-Train run is ever cut short (the resource hang of a stopped Train run, ../RAY-NOTES, cannot
-arise; the dashboard is on as well). The price: a configuration's seeds run one after another;
-configurations run side by side (--max-concurrent).
+Seeds run inside a trial, one after another, so that Optuna scores a configuration by the mean over
+its seeds and ASHA can stop it between seeds (README, "Sweeps").
 
 Writes <storage-path>/<name>/ (default runs/tune/<method>-<corpus>-<time>): sweep.json,
 trials/<trial>/seed<k>/ (runner.train's layout), baselines/, seeds.log, the report, and tune/
@@ -33,7 +26,6 @@ import argparse
 import dataclasses
 import json
 import os
-import re
 import shutil
 import socket
 import sys
@@ -43,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from emoref import ray_train
-from emoref.config import PRESETS, ConfigError, RunConfig, as_overrides, build_config, flatten
-from emoref.config import from_overrides
+from emoref.config import (PRESETS, ConfigError, RunConfig, as_overrides, build_config, flatten,
+                           from_overrides)
 from emoref.data.splits import summary_line
 from emoref.experiment import prepare_split, reference_runs, train_seed
 from emoref.methods import METHODS
@@ -52,15 +44,14 @@ from emoref.methods.baselines import VARIANTS
 from emoref.methods.common import Diverged
 from emoref.provenance import git_sha
 from emoref.record import finished_seeds, outcome
-from emoref.summary import mean_std
-from emoref.sweep import (REFERENCES, Range, apply_params, check_space, new_record, read_record,
-                          read_space, read_sweep, start_point, write_report)
+from emoref.sweep import (FAILED_SCORE, REFERENCES, Range, apply_params, new_record, read_record,
+                          read_sweep, searched, start_point, sweep_folder, trial_report,
+                          write_report)
 from runner._cli import USER_ERRORS, expand, fail
-from runner.storage import check_storage
-from runner.tracking import LiveCurves, SweepRuns, log_configuration, log_seed, reference_metrics
-from runner.tracking import tracking_uri
+from runner.storage import check_storage, check_storage_path
+from runner.tracking import (LiveCurves, SweepRuns, log_configuration, log_seed, reference_metrics,
+                             tracking_uri)
 
-SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
 # --smoke-test: the smoke preset on the tiny synthetic corpus, two configurations of two seeds.
 # Its three epochs leave no room for a warm-up search, so the warm-up is fixed at the preset's 1
 # (a key given on the command line is fixed, not searched).
@@ -148,11 +139,7 @@ def check_options(args: argparse.Namespace) -> None:
                  f"got {getattr(args, name)}")
     if args.cpus_per_trial <= 0:
         fail(f"--cpus-per-trial: expected a number > 0, got {args.cpus_per_trial}")
-    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:/", str(args.storage_path)):  # s3://, gs://, hdfs://
-        fail(f"--storage-path {args.storage_path}: expected a directory (trials write their seeds "
-             "there as files and the driver reads them back); on a cluster use a filesystem every "
-             "node mounts, and put Ray Train's checkpoints in object storage with "
-             "dist.storage=s3://...")
+    check_storage_path(args.storage_path)
     if args.gpus_per_trial and args.workers_per_trial not in (0, args.gpus_per_trial):
         fail(f"--gpus-per-trial {args.gpus_per_trial}: each DDP worker takes one GPU, so it must "
              f"equal --workers-per-trial ({args.workers_per_trial})")
@@ -169,18 +156,7 @@ def resolve(args: argparse.Namespace) -> tuple[RunConfig, dict[str, Range], Any]
         overrides.append("gpu=true")
     try:
         base = build_config(args.preset, overrides, method=args.method)
-        if args.space:
-            path = args.space
-        elif (SPACES / f"{args.method}.yaml").exists():
-            path = SPACES / f"{args.method}.yaml"
-        else:
-            path = SPACES / "baselines.yaml"
-        space = read_space(path, args.method)
-        fixed = {o.split("=", 1)[0] for o in overrides}
-        space = {k: v for k, v in space.items() if k not in fixed}
-        if not space:
-            raise ConfigError(f"search space {path}: every key is fixed on the command line")
-        check_space(space, base, f"search space {path}")
+        space = searched(args.space, args.method, base, {o.split("=", 1)[0] for o in overrides})
         split = prepare_split(args.method, base, extract=False)  # features: once Ray runs
     except USER_ERRORS as err:
         fail(str(err))
@@ -223,7 +199,7 @@ def run_configuration(params: dict[str, Any], plan: Plan, split: Any) -> None:
         with tracker.failing(config_run):
             log_configuration(tracker, config_run, method, folder, done)
         tracker.finish(config_run)
-        tune.report(summarise(done))
+        tune.report(trial_report(done))
     failed = False
     for seed in pending:
         with tracker.failing(config_run):
@@ -256,13 +232,9 @@ def run_configuration(params: dict[str, Any], plan: Plan, split: Any) -> None:
             tracker.finish(config_run)
         # Outside the FAILED guard: Tune may end the trial inside report (ASHA's stop, or
         # max_t reached); a run a stop leaves open is marked KILLED when the sweep ends.
-        tune.report(summarise(done))
+        tune.report(trial_report(done))
     if failed:
         tune.report({"seeds_done": float(len(done)), "objective": FAILED_SCORE, "failed": 1.0})
-
-
-# What Optuna is told for a configuration whose seed diverged: below any UA (which lies in [0, 1]).
-FAILED_SCORE = -1.0
 
 
 def run_references(plan: Plan, split: Any, base: RunConfig) -> None:
@@ -279,17 +251,6 @@ def run_references(plan: Plan, split: Any, base: RunConfig) -> None:
                            folder / f"seed{seed}", quiet=True)
         plan.runs.reference(name, config, folder / f"seed{base.seed}", split.hash)
     plan.runs.tracker.metrics(plan.runs.sweep_run, [reference_metrics(sweep)])
-
-
-def summarise(done: dict[int, dict[str, float]]) -> dict[str, float]:
-    """What a trial reports: the objective (mean dev UA over finished seeds) and mean/std of the
-    test numbers, for Tune's table and ASHA; Optuna records the trial's last report."""
-    out: dict[str, float] = {"seeds_done": float(len(done))}
-    for key in ("dev", "test_wa", "test_ua", "test_f1"):
-        mean, std = mean_std([row[key] for row in done.values()])
-        out[f"{key}_mean"], out[f"{key}_std"] = mean, std
-    out["objective"] = out["dev_mean"]
-    return out
 
 
 def torch_threads(config: RunConfig) -> None:
@@ -415,25 +376,15 @@ def run_baselines(args: argparse.Namespace, plan: Plan, split: Any) -> None:
           {**best.params, "method": tune.grid_search(list(VARIANTS))}, len(VARIANTS)).fit()
 
 
-def sweep_folder(args: argparse.Namespace, base: RunConfig) -> Path:
-    root = args.storage_path.resolve()
-    if args.name:
-        return root / args.name
-    prefix = f"{args.method}-{base.corpus.name}-"
-    if args.resume:
-        found = sorted((p for p in root.glob(prefix + "*") if (p / "sweep.json").exists()),
-                       key=lambda p: p.stat().st_mtime)
-        if not found:
-            fail(f"--resume: no sweep {prefix}* under {root}")
-        return found[-1]
-    return root / (prefix + time.strftime("%Y%m%d-%H%M%S"))
-
-
 def main(argv: list[str] | None = None) -> Path:
     args = parse(list(sys.argv[1:] if argv is None else argv))
     check_options(args)
     base, space, split = resolve(args)
-    folder = sweep_folder(args, base)
+    try:
+        folder = sweep_folder(args.storage_path, args.name, f"{args.method}-{base.corpus.name}-",
+                              args.resume)
+    except ConfigError as err:
+        fail(str(err))
     if args.resume:
         try:
             record = read_record(folder)

@@ -135,6 +135,27 @@ def apply_params(base: RunConfig, params: Mapping[str, Any]) -> RunConfig:
     return apply_overrides(base, [(k, value_text(v)) for k, v in params.items()])
 
 
+SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
+
+
+def searched(given: Path | None, method: str, base: RunConfig, fixed: set[str]
+             ) -> dict[str, Range]:
+    """The space a sweep of `method` searches: `given`, else search_spaces/<method>.yaml, else the
+    method's section of search_spaces/baselines.yaml; minus the keys `fixed` on the command line;
+    checked against `base`. ConfigError naming the file and key on bad input."""
+    if given:
+        path = Path(given)
+    elif (SPACES / f"{method}.yaml").exists():
+        path = SPACES / f"{method}.yaml"
+    else:
+        path = SPACES / "baselines.yaml"
+    space = {k: v for k, v in read_space(path, method).items() if k not in fixed}
+    if not space:
+        raise ConfigError(f"search space {path}: every key is fixed on the command line")
+    check_space(space, base, f"search space {path}")
+    return space
+
+
 def start_point(space: Mapping[str, Range], base: RunConfig) -> dict[str, Any] | None:
     """The base config's own values of the searched keys (for the cpu and paper presets, the
     papers' settings), when every one lies in its range: the first configuration a sweep tries,
@@ -154,6 +175,21 @@ def objective_text(method: str) -> str:
              "refinery stage)" if method == "epr" else "the labelled dev part of D2 at the "
              "dev-selected epoch")
     return f"mean over seeds of UA on {where}"
+
+
+def sweep_folder(root: Path, name: str | None, prefix: str, resume: bool) -> Path:
+    """root/name; else, resuming, the newest sweep root/<prefix>*; else a new root/<prefix><time>.
+    ConfigError when resuming finds none."""
+    root = Path(root).resolve()
+    if name:
+        return root / name
+    if resume:
+        found = sorted((p for p in root.glob(prefix + "*") if (p / "sweep.json").exists()),
+                       key=lambda p: p.stat().st_mtime)
+        if not found:
+            raise ConfigError(f"--resume: no sweep {prefix}* under {root}")
+        return found[-1]
+    return root / (prefix + time.strftime("%Y%m%d-%H%M%S"))
 
 
 def new_record(folder: Path, method: str, base: RunConfig, preset: str, overrides: Sequence[str],
@@ -207,6 +243,21 @@ def read_sweep(folder: str | Path) -> tuple[dict[str, Any], list[Configuration]]
     want = record["seeds"]
     configs.sort(key=lambda c: (len(c.seeds) < want, -_nan_low(c.stat("dev")[0]), c.trial))
     return record, configs
+
+
+# What Optuna is told for a configuration whose seed diverged: below any UA (which lies in [0, 1]).
+FAILED_SCORE = -1.0
+
+
+def trial_report(done: Mapping[int, Mapping[str, float]]) -> dict[str, float]:
+    """What a trial reports after each seed: the objective (mean dev UA over its finished seeds)
+    and mean/std of the test numbers, for Tune's table and ASHA; Optuna records the last one."""
+    out: dict[str, float] = {"seeds_done": float(len(done))}
+    for key in ("dev", "test_wa", "test_ua", "test_f1"):
+        mean, std = mean_std([row[key] for row in done.values()])
+        out[f"{key}_mean"], out[f"{key}_std"] = mean, std
+    out["objective"] = out["dev_mean"]
+    return out
 
 
 def _nan_low(x: float) -> float:
