@@ -170,7 +170,7 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path, smoke_
 def test_trials_with_workers_train_each_seed_on_ray_train(tmp_path, smoke_cache):
     done = cli("runner.tune", "ipr", "--smoke-test", "--workers-per-trial", 1, "--cpus-per-trial",
                0.5, "--num-samples", 1, "--seeds", 1, "--no-baselines", "--storage-path",
-               tmp_path / "sweeps", "--name", "ddp", "--quiet",
+               tmp_path / "sweeps", "--name", "ddp", "--quiet", "--tracking-uri", store(tmp_path),
                f"corpus.cache_dir={smoke_cache}")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     folder = tmp_path / "sweeps" / "ddp"
@@ -181,6 +181,11 @@ def test_trials_with_workers_train_each_seed_on_ray_train(tmp_path, smoke_cache)
     assert list(run.glob("checkpoint_*"))
     epochs = list(csv.DictReader((folder / "trials" / trial / "seed0" / "epochs.csv").open()))
     assert [r["attempt"] for r in epochs] == ["0.0"] * 3
+    # Rank 0 logged each epoch to the seed's MLflow run as it trained (once each).
+    from mlflow.tracking import MlflowClient
+    (seed_run,) = [r for r in runs_of(store(tmp_path)) if r.data.tags.get("emoref.kind") == "seed"]
+    history = MlflowClient(store(tmp_path)).get_metric_history(seed_run.info.run_id, "attempt")
+    assert sorted(m.step for m in history) == [0, 1, 2]
 
 
 def test_mlflow_holds_the_sweep_its_configurations_and_their_seeds(sweep):
@@ -414,3 +419,44 @@ def test_a_diverging_configuration_fails_alone_and_the_sweep_goes_on(tmp_path, s
     results = [json.loads(line) for path in (folder / "tune").glob("*/result.json")
                for line in path.read_text().splitlines() if line.strip()]
     assert any(r.get("failed") == 1.0 and r["objective"] == -1.0 for r in results)
+
+
+def test_a_seeds_curves_reach_mlflow_while_it_trains(tmp_path, smoke_cache):
+    """Watches an in-process trial: a seed run's per-epoch loss is in the store while the seed's
+    folder has no config.txt yet (it is written when the seed ends)."""
+    from mlflow.tracking import MlflowClient
+    epochs = 16
+    args = ["ipr", "--smoke-test", "--num-samples", 1, "--seeds", 1, "--no-baselines",
+            "--storage-path", tmp_path / "sweeps", "--name", "live", "--quiet",
+            "--tracking-uri", store(tmp_path), f"train.epochs={epochs}",
+            f"corpus.cache_dir={smoke_cache}"]
+    driver = subprocess.Popen([sys.executable, "-m", "runner.tune", *map(str, args)], cwd=REPO,
+                              env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen, deadline = [], time.monotonic() + 600
+    try:
+        while not seen and driver.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            try:
+                running = [r for r in runs_of(store(tmp_path))
+                           if r.data.tags.get("emoref.kind") == "seed"
+                           and r.info.status == "RUNNING"]
+            except Exception:  # noqa: BLE001 - the store may not exist yet
+                continue
+            for run in running:
+                steps = [m.step for m in MlflowClient(store(tmp_path)).get_metric_history(
+                    run.info.run_id, "loss")]
+                unfinished = not list((tmp_path / "sweeps" / "live").glob(
+                    "trials/*/seed0/config.txt"))
+                if steps and unfinished:
+                    seen.append(steps)
+        output, _ = driver.communicate(timeout=600)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 0, output[-3000:]
+    assert seen, "no per-epoch metric reached MLflow before the seed finished"
+    assert seen[0] == list(range(len(seen[0]))) and len(seen[0]) < epochs
+    # When the seed has finished, its run holds every epoch once (logged live, not again).
+    (seed_run,) = [r for r in runs_of(store(tmp_path)) if r.data.tags.get("emoref.kind") == "seed"]
+    history = MlflowClient(store(tmp_path)).get_metric_history(seed_run.info.run_id, "loss")
+    assert sorted(m.step for m in history) == list(range(epochs))
