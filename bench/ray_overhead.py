@@ -1,6 +1,6 @@
 """Pair 1: IPR epochs through Ray Train with one worker vs the same call in this process.
 
-Identical work: the same config, split and seed; `ray_train.fit` runs `ipr.fit` inside a
+Identical work: the same config, split and seed; `ray_train.train` runs `ipr.fit` inside a
 TorchTrainer worker holding both cores (Ray sets its OMP_NUM_THREADS to the 2 CPUs it reserves),
 the plain loop calls `ipr.fit` here with 2 torch threads. Ray (dashboard on, as the runner starts
 it) is started once beforehand, as in a sweep. Each side trains EPOCHS epochs per repeat; an

@@ -16,7 +16,7 @@ Seeds run inside a trial, one after another, so that Optuna scores a configurati
 its seeds and ASHA can stop it between seeds (README, "Sweeps").
 
 Writes <storage-path>/<name>/ (default runs/tune/<method>-<corpus>-<time>): sweep.json,
-trials/<trial>/seed<k>/ (runner.train's layout), baselines/, seeds.log, the report, and tune/
+trials/<trial>/seed<k>/ (a seed folder, emoref.record), baselines/, seeds.log, the report, and tune/
 (Ray Tune's own state, which --resume restores).
 """
 

@@ -352,7 +352,7 @@ PLACEMENTS = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
 
 @dataclass(frozen=True)
 class DistConfig:
-    """How Ray Train runs a method when `workers` > 0 (see emoref.distributed)."""
+    """How Ray Train runs a method when `workers` > 0 (see emoref.ray_train)."""
 
     cpus_per_worker: float = 1.0  # CPUs each worker reserves (0.5 lets two share a core in tests)
     max_failures: int = 2  # worker-group restarts Ray Train makes, each resuming from a checkpoint

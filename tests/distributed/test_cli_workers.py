@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from tests.ray_train.conftest import free_port
+from tests.distributed.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

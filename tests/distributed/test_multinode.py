@@ -14,7 +14,7 @@ import pytest
 from emoref import ray_train
 from emoref.record import ListReporter
 
-from tests.ray_train.conftest import free_port
+from tests.distributed.conftest import free_port
 
 ray = pytest.importorskip("ray")
 cluster_utils = pytest.importorskip("ray.cluster_utils")

@@ -15,7 +15,7 @@ from emoref.data.splits import make_split
 from emoref.methods import METHODS
 from emoref.record import ListReporter
 
-from tests.ray_train.conftest import EXACT
+from tests.distributed.conftest import EXACT
 
 LOSSES = ("loss", "ce_d1", "ce_d2", "contrastive")
 # Tolerance: the same global batch on 2 ranks sums each loss in a different order (per-rank sums,

@@ -52,9 +52,6 @@ class Manifest:
     def __len__(self) -> int:
         return len(self.utterances)
 
-    def label_index(self, label: str) -> int:
-        return self.classes.index(label)
-
     def class_counts(self, utterances: Iterable[Utterance] | None = None) -> dict[str, int]:
         counts = Counter(u.label for u in (self.utterances if utterances is None else utterances))
         return {c: counts.get(c, 0) for c in self.classes}

@@ -60,7 +60,7 @@ def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter,
         updates = 0
         net.train()
         for _ in range(steps):
-            # Each rank holds its shard of the global batch (emoref.distributed explains the split).
+            # Each rank holds its shard of the global batch (emoref.runtime explains the split).
             idx = next(d1_batches)
             mine = runtime.shard(len(idx))
             batches = [make_batch(d1_waves, idx, config, True, rng1, runtime)]
