@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -37,3 +39,45 @@ def test_bench_refuses_an_unknown_pair():
     done = subprocess.run([sys.executable, "-m", "bench", "--only", "8"], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "--only" in done.stderr
+
+
+def test_gpu_check_dry_run_runs_every_step_and_writes_its_report(tmp_path):
+    """`python -m bench.gpu --dry-run`: the GPU check's steps at tiny sizes on the CPU (its figures
+    mean nothing; the real ones come from a GPU, BENCHMARKS.md)."""
+    env = {**os.environ, "EMOREF_EMODB": str(tmp_path / "absent")}
+    done = subprocess.run([sys.executable, "-m", "bench.gpu", str(tmp_path / "out"), "--dry-run"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads((tmp_path / "out" / "gpu-report.json").read_text())
+    steps = {s["name"]: s for s in report["steps"]}
+    assert list(steps) == ["environment", "finetune", "ipr", "epr", "syncbn"]
+    assert {s["status"] for s in steps.values()} == {"ok"}, [s["notes"] for s in steps.values()]
+    assert report["dry_run"] and report["used_s"] <= report["budget_s"]
+    finetune = steps["finetune"]["figures"]
+    for ratio in ("bf16_over_fp32", "ray_over_plain"):
+        assert math.isfinite(finetune[ratio]) and finetune[ratio] > 0
+    ipr = steps["ipr"]["figures"]
+    assert ipr["first_epochs"] == [0, 1] and ipr["resumed_same_rows"] and ipr["checkpoints"] >= 1
+    assert steps["epr"]["figures"]["train_segments_per_s"] > 0
+    assert steps["syncbn"]["figures"]["sync_batchnorm_layers"] > 0
+    assert "## syncbn: ok" in (tmp_path / "out" / "gpu-report.md").read_text()
+
+
+def test_gpu_check_skips_a_step_the_budget_cannot_fit_and_says_so():
+    from bench.gpu import SHARES, Clock, Step, run_step
+    clock = Clock(480.0)
+    clock.start -= 479.5  # all but half a second spent
+    ran = []
+    step = run_step(Step("ipr"), clock, lambda s, deadline: ran.append(deadline))
+    assert not ran and step.status == "skipped" and "budget" in step.notes[0]
+    assert SHARES["ipr"][1] > 0.5
+
+
+def test_gpu_check_refuses_to_measure_without_a_gpu(tmp_path):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    done = subprocess.run([sys.executable, "-m", "bench.gpu", str(tmp_path / "out")], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "--dry-run" in done.stderr
+    assert not (tmp_path / "out").exists()

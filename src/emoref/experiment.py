@@ -18,6 +18,7 @@ from emoref.data.opensmile_features import Extraction
 from emoref.data.splits import AmbiguitySplit, KFoldSplit, make_split
 from emoref.methods import METHODS, reference
 from emoref.methods.common import check_ambiguity_split
+from emoref.models.encoders import check_weights
 from emoref.record import ListReporter, Result, write_seed
 
 SHOWN = ("loss", "beta", "dev_ua", "d3_wa", "d3_ua", "agreement_prototype", "agreement_model",
@@ -39,12 +40,37 @@ def extraction_jobs(config: RunConfig) -> list[Extraction]:
     return jobs
 
 
+def check_resources(config: RunConfig) -> None:
+    """What the config asks of this machine, before anything trains or Ray starts: the pretrained
+    weights can be had (models.encoders.check_weights); gpu=true has a usable CUDA GPU here, unless
+    a Ray cluster is configured (its GPU nodes may be elsewhere, or not started yet); bf16 on a GPU
+    that has it. Raises ConfigError naming the key and the fix."""
+    import torch
+    check_weights(config.encoder)
+    if not config.gpu or ray_train.cluster_address():
+        return
+    if not torch.cuda.is_available():
+        raise ConfigError("gpu=true: this machine has no usable CUDA GPU (torch.cuda.is_available() "
+                          f"is false; torch {torch.__version__}, CUDA build "
+                          f"{torch.version.cuda or 'none'}) and no Ray cluster is configured "
+                          "(RAY_ADDRESS, `ray start`); use gpu=false, or run on a GPU machine or "
+                          "cluster")
+    if config.train.precision == "bf16" and not torch.cuda.is_bf16_supported():
+        name = torch.cuda.get_device_name(0)
+        major, minor = torch.cuda.get_device_capability(0)
+        raise ConfigError(f"train.precision=bf16: {name} (compute capability {major}.{minor}) has "
+                          "no bf16 support (it needs 8.0 or newer); use train.precision=fp16 or "
+                          "fp32")
+
+
 def prepare_split(method: str, config: RunConfig, manifests: dict | None = None,
                   extract: bool = True, echo: bool = True) -> Any:
-    """The split `method` trains on, checked (raises ConfigError or DataError on bad input).
+    """The split `method` trains on, checked (raises ConfigError or DataError on bad input), after
+    `check_resources`.
     With `extract`, the openSMILE features of every utterance are then put in the cache (as Ray
     tasks when some are missing: see extract_features); a file openSMILE cannot use stops here
     or, with corpus.on_bad_audio=skip, is left out of the split. Every check comes first."""
+    check_resources(config)
     manifests = {} if manifests is None else manifests
     if config.corpus not in manifests:  # methods differ in split, not in corpus
         manifests[config.corpus] = load_manifest(config.corpus)

@@ -149,6 +149,19 @@ def stale_ray_address(timeout_s: float = 2.0) -> str | None:
         return address
 
 
+def cluster_address() -> str | None:
+    """The Ray cluster a command here would join: RAY_ADDRESS, or the live one `ray start` (or
+    `ray up`) left on this machine; None when a local instance would be started."""
+    import os
+
+    from ray._private.utils import read_ray_address
+
+    if os.environ.get("RAY_ADDRESS"):
+        return os.environ["RAY_ADDRESS"]
+    address = read_ray_address()
+    return address if address and stale_ray_address() is None else None
+
+
 def start_ray(echo: bool = True, local: bool = False, **init: Any) -> None:
     """Connect to the cluster of RAY_ADDRESS, or to the one `ray start` (or `ray up`) left running
     on this machine, or start a local instance; `local=True` always starts a private one (with

@@ -130,3 +130,46 @@ def build_encoder(config: EncoderConfig, audio: AudioConfig) -> nn.Module:
         for parameter in encoder.parameters():
             parameter.requires_grad_(False)
     return encoder
+
+
+# Files of a transformers checkpoint: its config and its weights in one of the formats it saves.
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
+                "pytorch_model.bin.index.json")
+
+
+def check_weights(config: EncoderConfig) -> None:
+    """Before anything trains or Ray starts: the wav2vec2 weights `encoder.model` names can be had,
+    from a local folder holding a checkpoint, from the local Hugging Face cache, or from the hub.
+    Raises ConfigError naming encoder.model, what was tried and the fix. (A hub id that is not
+    cached is asked about with a 10 s timeout, nothing is downloaded here.)"""
+    if config.kind != "wav2vec2" or not config.pretrained:
+        return
+    from pathlib import Path
+    fix = ("give encoder.model a local folder holding config.json and model.safetensors (or "
+           "pytorch_model.bin), or use encoder.pretrained=false for a run with random weights")
+    folder = Path(config.model).expanduser()
+    looks_local = config.model.startswith((".", "/", "~")) or folder.exists()
+    if looks_local:
+        missing = [] if (folder / "config.json").is_file() else ["config.json"]
+        if not any((folder / name).is_file() for name in WEIGHT_FILES):
+            missing.append(" or ".join(WEIGHT_FILES[:2]))
+        if not folder.is_dir() or missing:
+            what = "no such folder" if not folder.is_dir() else f"no {', '.join(missing)} in it"
+            raise ConfigError(f"encoder.model={config.model}: tried the local folder ({what}); "
+                              f"{fix}")
+        return
+    import huggingface_hub
+    from huggingface_hub import try_to_load_from_cache
+    cached = try_to_load_from_cache(config.model, "config.json")
+    if isinstance(cached, str) and any(isinstance(try_to_load_from_cache(config.model, name), str)
+                                       for name in WEIGHT_FILES):
+        return
+    try:
+        huggingface_hub.model_info(config.model, timeout=10)
+    except huggingface_hub.errors.RepositoryNotFoundError:
+        raise ConfigError(f"encoder.model={config.model}: not in the local Hugging Face cache, "
+                          f"and the hub has no model of that id (a typo, or a private model "
+                          f"without a token); {fix}") from None
+    except Exception as err:  # noqa: BLE001 - offline mode, no route, DNS: the hub cannot be asked
+        raise ConfigError(f"encoder.model={config.model}: not in the local Hugging Face cache, "
+                          f"and the hub cannot be reached ({type(err).__name__}); {fix}") from None

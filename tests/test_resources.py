@@ -1,0 +1,90 @@
+"""What a config asks of the machine is checked before anything trains or Ray starts: pretrained
+weights that can be had, a usable GPU for gpu=true, bf16 on a GPU that has it."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from emoref.config import ConfigError, build_config
+from emoref.experiment import check_resources
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No hub and an empty Hugging Face cache: the weights can come from a local folder only."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    import huggingface_hub.constants as constants
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+
+
+def test_paper_weights_that_cannot_be_had_stop_with_the_key_and_the_fix(offline, tmp_path):
+    with pytest.raises(ConfigError) as err:
+        check_resources(build_config("paper", [], method="ipr"))
+    text = str(err.value)
+    assert text.startswith("encoder.model=facebook/wav2vec2-base")
+    assert "cache" in text and "encoder.pretrained=false" in text and "local folder" in text
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for model, what in ((empty, "no config.json"), (tmp_path / "absent", "no such folder")):
+        with pytest.raises(ConfigError, match=f"encoder.model={model}: tried the local folder "
+                                              f"\\({what}"):
+            check_resources(build_config("paper", [f"encoder.model={model}"], method="ipr"))
+
+
+def test_a_local_checkpoint_folder_passes_and_random_weights_need_none(offline, tmp_path):
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+    from emoref.models.encoders import WAV2VEC2_ARCHITECTURES
+    folder = tmp_path / "w2v"
+    Wav2Vec2Model(Wav2Vec2Config(**WAV2VEC2_ARCHITECTURES["tiny"])).save_pretrained(folder)
+    check_resources(build_config("paper", [f"encoder.model={folder}"], method="ipr"))
+    check_resources(build_config("paper", ["encoder.pretrained=false"], method="ipr"))
+
+
+def test_gpu_true_without_a_gpu_or_a_cluster_stops(monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr("emoref.ray_train.cluster_address", lambda: None)
+    config = build_config("smoke", ["gpu=true", "workers=1"], method="ipr")
+    with pytest.raises(ConfigError, match="gpu=true: this machine has no usable CUDA GPU"):
+        check_resources(config)
+    # With a Ray cluster configured, its GPU nodes may be elsewhere: not checked here.
+    monkeypatch.setattr("emoref.ray_train.cluster_address", lambda: "10.0.0.1:6379")
+    check_resources(config)
+
+
+def test_bf16_on_a_gpu_without_it_stops(monkeypatch):
+    # A GPU without bf16 (compute capability 7.5) stands in through torch.cuda's answers: this
+    # machine has none to test on.
+    monkeypatch.setattr("emoref.ray_train.cluster_address", lambda: None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Tesla T4")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (7, 5))
+    config = build_config("smoke", ["gpu=true", "workers=1", "train.precision=bf16"],
+                          method="ipr")
+    with pytest.raises(ConfigError, match=r"train.precision=bf16: Tesla T4 \(compute capability "
+                                          r"7.5\) has no bf16 support.*fp16"):
+        check_resources(config)
+    check_resources(build_config("smoke", ["gpu=true", "workers=1", "train.precision=fp16"],
+                                 method="ipr"))
+
+
+def test_the_command_line_stops_before_ray_starts(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"),
+           "RAY_ADDRESS": ""}
+    done = subprocess.run([sys.executable, "-m", "runner.train", "ipr", "--preset", "paper",
+                           "--out", str(tmp_path / "out")], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("error: encoder.model=facebook/wav2vec2-base")
+    assert "Ray" not in done.stderr and not (tmp_path / "out").exists()
