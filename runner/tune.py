@@ -386,10 +386,9 @@ def main(argv: list[str] | None = None) -> Path:
     except ConfigError as err:
         fail(str(err))
     if args.resume:
-        try:
-            record = read_record(folder)
-        except ConfigError as err:
-            fail(f"--resume: {err}")
+        if not (folder / "sweep.json").is_file():
+            fail(f"--resume: {folder} holds no sweep (no sweep.json)")
+        record = read_record(folder)
         if record["split_hash"] != split.hash or record["method"] != args.method:
             fail(f"--resume: {folder} is a {record['method']} sweep on split "
                  f"{record['split_hash']}; this command gives {args.method} on {split.hash}")
