@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 from emoref.config import ConfigError
-from emoref.record import finished_seeds, outcome, reading, seed_config, vgg_name
-from emoref.summary import CV_COLUMNS, aggregate, markdown_table, mean_std, pm, stage_table
+from emoref.record import finished_seeds, outcome, reading, results_tables, seed_config
+from emoref.summary import aggregate, mean_std, pm
 from emoref.sweep import paired_p, write_report
 from runner._cli import fail
 
@@ -83,20 +83,14 @@ def report(run: Path) -> str:
     if not summaries:
         fail(f"{run}: no finished seed (no <method>/seed<k>/config.txt)")
     parts = [f"{run}: " + ", ".join(f"{m} {n} seed(s)" for m, n in counts.items())]
-    family = {m: s for m, s in summaries.items() if reading(m).table == "ambiguity"}
-    if family:
-        parts.append(markdown_table(family))
+    parts += results_tables(summaries, {
+        row: seed_config(next(iter(finished_seeds(run / row).values()))).epr
+        for row in summaries if reading(row).table == "stages"})
     if "ipr" in by_seed:
         parts.append(agreement_table(by_seed["ipr"]))
-    paired = paired_table(by_seed) if "ipr" in by_seed else ""
-    if paired:
-        parts.append(paired)
-    if "reference_cv" in summaries and "epr" not in summaries:
-        parts.append(markdown_table({"reference_cv": summaries["reference_cv"]}, CV_COLUMNS))
-    if "epr" in summaries:
-        epr = seed_config(next(iter(finished_seeds(run / "epr").values()))).epr
-        parts.append(stage_table(summaries["epr"], epr.depth, vgg_name(epr.labels),
-                                 reference=summaries.get("reference_cv")))
+        paired = paired_table(by_seed)
+        if paired:
+            parts.append(paired)
     summary = run / "summary.json"
     if summary.exists():
         walls = {m: [s["wall_s"] for s in rows]

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -36,8 +37,8 @@ from emoref.config import PRESETS, RunConfig, build_config
 from emoref.experiment import prepare_split, reference_runs, split_kind, train_seed
 from emoref.methods import METHODS
 from emoref.methods.common import Diverged
-from emoref.record import reading, vgg_name
-from emoref.summary import CV_COLUMNS, aggregate, markdown_table, seed_metrics, stage_table
+from emoref.record import reading, results_tables
+from emoref.summary import aggregate, seed_metrics
 from runner._cli import USER_ERRORS, expand, fail, read_overrides
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -53,6 +54,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=5, help="consecutive seeds from seed= (default 5)")
     parser.add_argument("--out", help="output folder (default runs/train/<corpus>)")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    parser.add_argument("--label", help="one method only: the name of its results row and folder "
+                        "(default the method), e.g. an ablation beside its method: "
+                        "`runner.train ipr ipr.mu=0 --label ipr_mu0 --out <same folder>`")
     return parser.parse_intermixed_args(argv)
 
 
@@ -80,6 +84,10 @@ def main(argv: list[str] | None = None) -> dict:
         fail(f"method {','.join(unknown) or args.methods!r}: expected one or more of {list(METHODS)}")
     if args.seeds < 1:
         fail(f"--seeds: expected an integer >= 1, got {args.seeds}")
+    if args.label is not None and (len(methods) != 1 or not re.fullmatch(
+            re.escape(methods[0]) + r"[_-][A-Za-z0-9_.=-]+", args.label)):
+        fail(f"--label {args.label!r}: expected one method and a name that starts with it and _ "
+             f"or -, e.g. {methods[0]}_mu0 (the row is read as that method's)")
     prepared = prepare(methods, args)
     corpus = next(iter(prepared.values()))[0].corpus.name
     out = Path(args.out or Path("runs") / "train" / corpus)
@@ -89,6 +97,8 @@ def main(argv: list[str] | None = None) -> dict:
     # The reference on k folds is the row beside EPR: reference_cv, wherever it is asked for.
     runs = {("reference_cv" if m == "reference" and split_kind(s) == "kfold" else m): (m, c, s)
             for m, (c, s) in prepared.items()}
+    if args.label:
+        runs = {args.label: runs.pop(methods[0]), **runs}
     runs.update(reference_runs(prepared))  # the classical reference rows, seconds each
     for name, (method, base, split) in runs.items():
         hashes[name] = split.hash
@@ -107,19 +117,8 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"{name} seed {config.seed}: {headline}, {wall:.0f} s", flush=True)
     # ---- Mean ± std over seeds (never the best seed).
     summaries = {method: aggregate(rows) for method, rows in per_seed.items()}
-    tables = []
-    family = {m: s for m, s in summaries.items() if reading(m).table == "ambiguity"}
-    if family:
-        tables.append("D3 at the dev-selected epoch; D2 agreement at the last epoch (percent):\n"
-                      + markdown_table(family))
-    if "reference_cv" in summaries and "epr" not in summaries:
-        tables.append("Utterance WA/UA/F1 over all test folds (percent):\n"
-                      + markdown_table({"reference_cv": summaries["reference_cv"]}, CV_COLUMNS))
-    if "epr" in summaries:
-        e = prepared["epr"][0].epr
-        tables.append(f"EPR ({e.labels} labels), utterance WA/UA/F1 over all folds (percent):\n"
-                      + stage_table(summaries["epr"], e.depth, vgg_name(e.labels),
-                                    reference=summaries.get("reference_cv")))
+    tables = results_tables(summaries, {row: runs[row][1].epr for row in summaries
+                                        if reading(row).table == "stages"})
     text = f"mean ± std over {args.seeds} seed(s)\n\n" + "\n\n".join(tables)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(

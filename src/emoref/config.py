@@ -95,7 +95,11 @@ class CorpusConfig:
 @dataclass(frozen=True)
 class SplitConfig:
     kind: str = "ambiguity"  # ambiguity: D1/D2/D3 by annotator agreement; kfold: k folds for EPR
-    # How the ambiguity split is drawn: thresholds on agreement, or target sizes (most agreed first).
+    # How the ambiguity split is drawn: thresholds on agreement, target sizes (most agreed first),
+    # or "rank": the tier sizes of thresholds (or of d*_size when all are set), filled class by
+    # class: each class contributes to D1/D2/D3 in the corpus's tier proportions, its own
+    # utterances ranked by agreement. On EmoDB the thresholds put 72 anger but 7 sadness
+    # utterances in D1 and 2 anger but 21 sadness in D3, so D3's WA mostly measures a prior shift.
     by: str = "thresholds"
     d1_min_agreement: float = 1.0  # D1 (precise): agreement >= this
     d2_min_agreement: float = 0.9  # D2 (ambiguous, labels hidden): d2_min <= agreement < d1_min
@@ -113,7 +117,8 @@ class SplitConfig:
 
     def __post_init__(self) -> None:
         _require(self.kind in ("ambiguity", "kfold"), "kind", "'ambiguity' or 'kfold'", self.kind)
-        _require(self.by in ("thresholds", "sizes"), "by", "'thresholds' or 'sizes'", self.by)
+        _require(self.by in ("thresholds", "sizes", "rank"), "by",
+                 "'thresholds', 'sizes' or 'rank'", self.by)
         for name in ("d1_min_agreement", "d2_min_agreement", "d3_min_agreement"):
             value = getattr(self, name)
             _require(0.0 <= value <= 1.0, name, "a number in [0, 1]", value)
@@ -376,12 +381,33 @@ class DistConfig:
 
 @dataclass(frozen=True)
 class IPRConfig:
-    gamma: float = 0.99  # Eq. 4: prototype moving-average momentum
+    # Eq. 4: prototype moving-average momentum; 1.0 keeps the prototypes where warm-up placed them
+    # (an ablation: no refinement).
+    gamma: float = 0.99
     tau: float = 0.07  # Eq. 5: contrastive temperature (not given in the paper; SupCon's default)
     alpha: float = 1.0  # Eq. 6: weight of CE on D1
-    mu: float = 0.2  # Eq. 6: weight of the contrastive loss
+    mu: float = 0.2  # Eq. 6: weight of the contrastive loss (0: no contrastive term, an ablation)
+    # How mu is applied. The paper fixes it ("alpha and mu are fixed at 1.0 and 0.2", Sec. 3.2):
+    # "constant". "beta" scales it by beta / beta_max, so the contrastive term grows with the
+    # pseudo labels' weight instead of acting at full weight on the first, worst pseudo labels.
+    mu_schedule: str = "constant"
     beta_max: float = 0.5  # Eq. 7: weight_max, the ramp's ceiling for CE on D2 pseudo labels
     beta_growth: float = 5.0  # Eq. 7: r, exponential growth factor (not given; 5 accelerates visibly)
+    # Eq. 7's form. "printed": the extracted text, beta = min(weight_m (r^(epoch_c / (epoch_m / 2))
+    # - 1) / (r - 1), weight_m), with epoch_c the epoch from the start of training and epoch_m the
+    # epochs in all: beta reaches weight_m at half the epochs and stays ("min" and "epoch_m / 2"
+    # are both legible). 0 during warm-up, when D2 is not used. "ramp": the earlier reading, the
+    # same curve stretched over the epochs after warm-up (weight_m only in the last epoch).
+    beta_form: str = "printed"
+    # Where D2's pseudo labels z come from (Eq. 3 and the losses that use them, Eq. 5-6):
+    # "prototype" (the paper); "classifier", the classifier's argmax (the model-generated labels
+    # of Fig. 3, as a method); "oracle", D2's hidden true labels: the machinery's upper bound,
+    # never a result (it reads labels the method may not see).
+    pseudo_labels: str = "prototype"
+    # Whether D1's labelled embeddings also move their own class's prototype (Eq. 4's moving
+    # average with y for the agreeing class). The paper updates from D2 only ("dynamically adjust
+    # all class prototype vectors based on the ambiguous labels", Sec. 2.2): off by default.
+    d1_in_update: bool = False
     # Eq. 4 as written ("agree": move p_c when the classifier's argmax on x and x_aug agree on c) or
     # the soft reading of Sec. 3.5 ("soft": move every prototype by its soft-label share). The
     # equation is the default because it is the paper's stated rule.
@@ -389,7 +415,13 @@ class IPRConfig:
     soft_update_temperature: float = 0.1  # "soft": temperature of the softmax over similarities
 
     def __post_init__(self) -> None:
-        _require(0.0 <= self.gamma < 1.0, "gamma", "a momentum in [0, 1)", self.gamma)
+        _require(0.0 <= self.gamma <= 1.0, "gamma", "a momentum in [0, 1]", self.gamma)
+        _require(self.mu_schedule in ("constant", "beta"), "mu_schedule", "'constant' or 'beta'",
+                 self.mu_schedule)
+        _require(self.beta_form in ("printed", "ramp"), "beta_form", "'printed' or 'ramp'",
+                 self.beta_form)
+        _require(self.pseudo_labels in ("prototype", "classifier", "oracle"), "pseudo_labels",
+                 "'prototype', 'classifier' or 'oracle'", self.pseudo_labels)
         _require(self.tau > 0, "tau", "a temperature > 0", self.tau)
         for name in ("alpha", "mu", "beta_max"):
             _require(getattr(self, name) >= 0, name, "a weight >= 0", getattr(self, name))

@@ -104,3 +104,44 @@ def test_kfold_speaker_independent():
     assert sorted(len({u.speaker for u in f.test}) for f in grouped.folds) == [2, 2, 2]
     with pytest.raises(DataError, match="speaker folds need"):
         kfold_split(m, SplitConfig(kind="kfold", fold_by="speaker", speaker_groups=7))
+
+
+def confounded() -> Manifest:
+    """Anger mostly agreed on, sadness mostly not: the thresholds' tiers differ in class mix."""
+    utterances = []
+    for label, agreements in (("anger", [1.0] * 30 + [0.9] * 8 + [0.8] * 2),
+                              ("sadness", [1.0] * 3 + [0.9] * 10 + [0.8] * 17),
+                              ("neutral", [1.0] * 10 + [0.9] * 10 + [0.8] * 10)):
+        for i, a in enumerate(agreements):
+            utterances.append(Utterance(id=f"{label}{i:02d}", path=f"/x/{label}{i}.wav",
+                                        speaker=f"s{i % 4}", label=label, agreement=a))
+    return Manifest(corpus="toy", classes=("anger", "sadness", "neutral"),
+                    utterances=tuple(utterances))
+
+
+def test_rank_split_keeps_tier_sizes_and_gives_each_tier_the_corpus_class_mix():
+    m = confounded()
+    config = SplitConfig(dev_fraction=0.0)  # thresholds 1.0 / 0.9 / 0.8
+    plain = ambiguity_split(m, config)
+    ranked = ambiguity_split(m, dataclasses.replace(config, by="rank"))
+    for part in ("d1", "d2", "d3"):
+        assert len(getattr(ranked, part)) == len(getattr(plain, part))  # the tier sizes as today
+    total = {c: sum(u.label == c for u in m.utterances) for c in m.classes}
+    for part in ("d1", "d2", "d3"):
+        members = getattr(ranked, part)
+        for c in m.classes:
+            share = len(members) * total[c] / len(m.utterances)
+            assert abs(sum(u.label == c for u in members) - share) < 1, (part, c)
+    assert sum(u.label == "anger" for u in plain.d1) == 30  # the confound the rank split removes
+    for c in m.classes:  # within a class, D1 is at least as agreed as D2, and D2 as D3
+        a = [[u.agreement for u in getattr(ranked, p) if u.label == c] for p in ("d1", "d2", "d3")]
+        assert min(a[0]) >= max(a[1]) and min(a[1]) >= max(a[2])
+
+
+def test_rank_split_with_sizes_and_its_hash_differs():
+    m = confounded()
+    config = SplitConfig(by="rank", d1_size=30, d2_size=30, d3_size=30, dev_fraction=0.0)
+    split = ambiguity_split(m, config)
+    assert (len(split.d1), len(split.d2), len(split.d3)) == (30, 30, 30)
+    assert len(split.excluded) == len(m.utterances) - 90
+    assert split.hash != ambiguity_split(m, SplitConfig(dev_fraction=0.0)).hash

@@ -58,3 +58,40 @@ def test_ipr_trains_under_autocast(smoke, precision):
     assert len(reporter.rows) == 2
     assert all(np.isfinite(r["loss"]) for r in reporter.rows)
     assert result.checkpoint["prototypes"].dtype == torch.float32
+
+
+def one_refinement_epoch(smoke, *overrides):
+    """IPR for 2 epochs (1 warm-up, 1 with D2) on the smoke corpus: the rows and the Result."""
+    config, split = smoke
+    config = build_config("smoke", [f"corpus.cache_dir={config.corpus.cache_dir}",
+                                    "train.epochs=2", "train.warmup_epochs=1", *overrides])
+    reporter = ListReporter()
+    return reporter.rows, ipr.fit(config, split, reporter)
+
+
+@pytest.mark.parametrize("setting", ["ipr.pseudo_labels=oracle", "ipr.pseudo_labels=classifier",
+                                     "ipr.mu=0", "ipr.d1_in_update=true", "ipr.mu_schedule=beta"])
+def test_each_oracle_and_ablation_changes_the_refinement_epoch_as_it_says(smoke, setting):
+    paper, _ = one_refinement_epoch(smoke)
+    rows, _ = one_refinement_epoch(smoke, setting)
+    assert rows[0] == paper[0]  # warm-up is the same: only the refinement differs
+    after = rows[1]
+    if setting == "ipr.mu=0":
+        assert after["loss"] == pytest.approx(after["ce_d1"] + after["beta"] * after["ce_d2"])
+    if setting == "ipr.mu_schedule=beta":
+        assert after["mu"] == pytest.approx(0.2 * after["beta"] / 0.5) and after["mu"] < 0.2
+    assert paper[1]["mu"] == 0.2
+    changed = [k for k in ("loss", "ce_d2", "contrastive", "similarity.anger.sadness")
+               if after.get(k) != paper[1].get(k)]
+    assert changed, setting
+
+
+def test_gamma_one_keeps_the_prototypes_where_warm_up_placed_them(smoke):
+    """With gamma = 1 the prototypes (hence their similarities) after a refinement epoch do not
+    depend on how the model trained in it (mu changes the training); with 0.99 they do."""
+    def similarities(*overrides):
+        rows, _ = one_refinement_epoch(smoke, *overrides)
+        return {k: v for k, v in rows[1].items() if k.startswith("similarity.")}
+    fixed = similarities("ipr.gamma=1.0", "ipr.mu=0.2")
+    assert fixed and fixed == similarities("ipr.gamma=1.0", "ipr.mu=0.8")
+    assert similarities("ipr.mu=0.2") != similarities("ipr.mu=0.8")

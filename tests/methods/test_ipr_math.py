@@ -88,3 +88,48 @@ def test_beta_schedule_endpoints_and_monotone_acceleration():
     assert (steps > 0).all() and (np.diff(steps) > 0).all()  # increasing, and faster each epoch
     assert beta_schedule(80, 40, 0.5, 5.0) == 0.5
     assert beta_schedule(20, 40, 0.5, 1.0) == pytest.approx(0.25)  # r = 1: linear
+
+
+def test_eq7_as_printed_reaches_weight_m_at_half_the_epochs_and_stays():
+    from emoref.methods.ipr_math import beta_printed
+    epochs = 50
+    values = [beta_printed(e, epochs, 0.5, 5.0) for e in range(epochs)]
+    assert values[0] == 0.0 and values[25] == pytest.approx(0.5)
+    assert all(v == 0.5 for v in values[25:])
+    steps = [b - a for a, b in zip(values, values[1:25])]
+    assert all(later > earlier for earlier, later in zip(steps, steps[1:]))  # accelerates
+    assert values[10] == pytest.approx(0.5 * (5.0 ** 0.4 - 1) / 4)
+
+
+def test_d2_weight_and_mu_follow_the_configured_forms():
+    from emoref.config import build_config
+    from emoref.methods.common import contrastive_weight, d2_weight
+    printed = build_config("cpu", ["train.epochs=50", "train.warmup_epochs=10"])
+    ramp = build_config("cpu", ["train.epochs=50", "train.warmup_epochs=10",
+                                "ipr.beta_form=ramp"])
+    assert d2_weight(printed, 9) == 0.0 and d2_weight(ramp, 9) == 0.0  # warm-up: D2 unused
+    assert d2_weight(printed, 25) == pytest.approx(0.5) and d2_weight(printed, 49) == 0.5
+    assert d2_weight(ramp, 25) < 0.25 and d2_weight(ramp, 49) == pytest.approx(0.5)
+    assert contrastive_weight(printed, 0.1) == 0.2  # constant: the paper's mu from the start
+    following = build_config("cpu", ["ipr.mu_schedule=beta"])
+    assert contrastive_weight(following, 0.1) == pytest.approx(0.2 * 0.1 / 0.5)
+    assert contrastive_weight(following, 0.0) == 0.0
+
+
+def test_pseudo_label_sources_and_the_fixed_and_labelled_prototype_updates():
+    from emoref.methods.ipr import pseudo
+    from emoref.methods.ipr_math import update_prototypes_agree, update_prototypes_labelled
+    torch.manual_seed(0)
+    protos = F.normalize(torch.randn(3, 8), dim=-1)
+    k = F.normalize(torch.randn(4, 8), dim=-1)
+    classifier, hidden = torch.tensor([2, 2, 0, 1]), torch.tensor([1, 0, 0, 2])
+    assert torch.equal(pseudo("prototype", k, protos, classifier, hidden), pseudo_labels(k, protos))
+    assert torch.equal(pseudo("classifier", k, protos, classifier, hidden), classifier)
+    assert torch.equal(pseudo("oracle", k, protos, classifier, hidden), hidden)
+    fixed, moved = update_prototypes_agree(protos, k, classifier, classifier, gamma=1.0)
+    assert moved == 4 and torch.allclose(fixed, protos)  # gamma = 1: prototypes stay placed
+    labelled = update_prototypes_labelled(protos, k[:2], torch.tensor([1, 1]), gamma=0.5)
+    assert torch.equal(labelled[[0, 2]], protos[[0, 2]])  # only class 1 moved
+    expected = F.normalize(0.5 * F.normalize(0.5 * protos[1] + 0.5 * k[0], dim=-1) + 0.5 * k[1],
+                           dim=-1)
+    assert torch.allclose(labelled[1], expected)

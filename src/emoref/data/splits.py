@@ -81,6 +81,8 @@ def ambiguity_split(manifest: Manifest, config: SplitConfig) -> AmbiguitySplit:
               < config.d1_min_agreement - _EPS]
         d3 = [u for u in ranked if config.d3_min_agreement - _EPS <= u.agreement
               < config.d2_min_agreement - _EPS]
+    elif config.by == "rank":
+        d1, d2, d3 = ranked_within_classes(manifest, config, ranked)
     else:
         total = config.d1_size + config.d2_size + config.d3_size
         if total > len(ranked):
@@ -117,6 +119,46 @@ def ambiguity_split(manifest: Manifest, config: SplitConfig) -> AmbiguitySplit:
 
     return AmbiguitySplit(classes=manifest.classes, d1=ordered(d1), d2=ordered(d2), dev=ordered(dev),
                           d3=ordered(d3), excluded=ordered(excluded))
+
+
+def ranked_within_classes(manifest: Manifest, config: SplitConfig, ranked: list[Utterance]
+                          ) -> tuple[list[Utterance], list[Utterance], list[Utterance]]:
+    """split.by=rank: the tier sizes n1, n2, n3 of the thresholds (or d*_size when all three are
+    set), filled class by class. Of the N utterances taking part, class c (n_c of them) gives its
+    n_c * n1 / N most agreed utterances to D1, the next n_c * n2 / N to D2 and its n_c * n3 / N
+    least agreed to D3 (largest remainders keep the tier sizes exact), so every tier has the
+    corpus's class mix and D3 no longer measures a shift of the class prior."""
+    if config.d1_size and config.d2_size and config.d3_size:
+        eligible = ranked
+        sizes = (config.d1_size, config.d2_size, config.d3_size)
+        if sum(sizes) > len(ranked):
+            raise DataError(f"{manifest.corpus}: split sizes {'+'.join(map(str, sizes))} exceed "
+                            f"the {len(ranked)} utterances")
+    else:
+        eligible = [u for u in ranked if u.agreement >= config.d3_min_agreement - _EPS]
+        n1 = sum(u.agreement >= config.d1_min_agreement - _EPS for u in eligible)
+        n2 = sum(u.agreement >= config.d2_min_agreement - _EPS for u in eligible) - n1
+        sizes = (n1, n2, len(eligible) - n1 - n2)
+    counts = {c: sum(u.label == c for u in eligible) for c in manifest.classes}
+    quotas = [apportion(counts, size, len(eligible)) for size in sizes]
+    d1, d2, d3 = [], [], []
+    for c in manifest.classes:  # `ranked` order: most agreed first, hashed ties
+        members = [u for u in eligible if u.label == c]
+        q1, q2, q3 = (q[c] for q in quotas)
+        d1 += members[:q1]
+        d2 += members[q1:q1 + q2]
+        d3 += members[len(members) - q3:] if q3 else []
+    return d1, d2, d3
+
+
+def apportion(counts: dict[str, int], take: int, total: int) -> dict[str, int]:
+    """How many of each class's `counts` go into the first `take` of `total`: floor of the exact
+    share, then one more to the largest remainders (ties: class order) until the sum is `take`."""
+    exact = {c: n * take / total if total else 0.0 for c, n in counts.items()}
+    given = {c: int(v) for c, v in exact.items()}
+    for c in sorted(counts, key=lambda c: -(exact[c] - given[c]))[:take - sum(given.values())]:
+        given[c] += 1
+    return given
 
 
 def kfold_split(manifest: Manifest, config: SplitConfig) -> KFoldSplit:

@@ -19,7 +19,7 @@ from emoref.data.augment import Augmenter
 from emoref.data.features import FrozenInputs, load_waves
 from emoref.data.opensmile_features import DIMS, OpenSmileInputs
 from emoref.data.manifest import DataError, Utterance
-from emoref.methods.ipr_math import beta_schedule
+from emoref.methods.ipr_math import beta_printed, beta_schedule
 from emoref.metrics import classification_report
 from emoref.models.encoders import build_encoder
 from emoref.models.heads import Classifier, Projection
@@ -125,12 +125,25 @@ def load_parts(config: RunConfig, split: Any, model: SERModel, runtime: Runtime 
 
 
 def d2_weight(config: RunConfig, epoch: int) -> float:
-    """Eq. 7's beta for `epoch`: 0 through warm-up, then the exponential ramp to ipr.beta_max."""
+    """Eq. 7's beta for `epoch`: 0 through warm-up (D2 is not used), then ipr.beta_form's curve:
+    "printed" reaches ipr.beta_max at half of train.epochs and stays; "ramp" reaches it in the
+    last epoch."""
     train, ipr = config.train, config.ipr
     if epoch < train.warmup_epochs:
         return 0.0
+    if ipr.beta_form == "printed":
+        return beta_printed(epoch, train.epochs, ipr.beta_max, ipr.beta_growth)
     return beta_schedule(epoch - train.warmup_epochs, train.epochs - 1 - train.warmup_epochs,
                          ipr.beta_max, ipr.beta_growth)
+
+
+def contrastive_weight(config: RunConfig, beta: float) -> float:
+    """Eq. 6's mu this epoch: ipr.mu ("constant", the paper), or ipr.mu * beta / beta_max ("beta":
+    the contrastive term follows the pseudo labels' weight)."""
+    ipr = config.ipr
+    if ipr.mu_schedule == "constant" or ipr.beta_max == 0:
+        return ipr.mu
+    return ipr.mu * beta / ipr.beta_max
 
 
 def label_array(utterances: Sequence[Utterance], classes: Sequence[str]) -> np.ndarray:

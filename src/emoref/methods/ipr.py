@@ -19,7 +19,8 @@ from emoref.metrics import prototype_similarity, similarity_pairs, weighted_accu
 from emoref.methods import ipr_math
 from emoref.runtime import LOCAL, Runtime
 from emoref.methods.common import (BatchCycle, PerBatch, SERModel, annotation,
-                                   check_ambiguity_split, check_finite, checkpoint, d2_weight,
+                                   check_ambiguity_split, check_finite, checkpoint,
+                                   contrastive_weight, d2_weight,
                                    evaluate, load_inputs, load_parts, loop_state, make_batch,
                                    predict, resume_loop, seed_everything, steps_per_epoch,
                                    view_pair_batch)
@@ -55,6 +56,7 @@ def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter,
             _, k_d1 = predict(model, d1_waves, config, runtime)
             prototypes = ipr_math.init_prototypes(k_d1, torch.from_numpy(d1_y), len(classes))
         beta = d2_weight(config, epoch)  # Eq. 7
+        mu = contrastive_weight(config, beta)  # Eq. 6's mu (ipr.mu_schedule)
         steps = steps_per_epoch(config, len(d1_waves), len(d2_waves), uses_d2=not warm)
         sums = {"loss": 0.0, "ce_d1": 0.0, "ce_d2": 0.0, "contrastive": 0.0}
         updates = 0
@@ -81,10 +83,14 @@ def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter,
                 half = len(k2) // 2  # this rank's x views, then its x_aug views
                 # (N, P), (N, C): every rank's x and x_aug, in global-batch order
                 k_x, k_aug = runtime.gather(k2[:half], n), runtime.gather(k2[half:], n)
-                # ---- Pseudo labels from prototypes (Eq. 3), for x and x_aug.
                 with torch.no_grad():
-                    p = prototypes.to(k_x.device)
-                    z = ipr_math.pseudo_labels(torch.cat([k_x, k_aug]), p)
+                    pred_x = runtime.gather(logits2[:half].argmax(1), n).cpu()
+                    pred_aug = runtime.gather(logits2[half:].argmax(1), n).cpu()
+                    # ---- Pseudo labels for x and x_aug: from the prototypes (Eq. 3), or, as
+                    # ipr.pseudo_labels says, the classifier's or (oracle) D2's hidden labels.
+                    z = pseudo(ipr.pseudo_labels, torch.cat([k_x, k_aug]),
+                               prototypes.to(k_x.device), torch.cat([pred_x, pred_aug]),
+                               torch.from_numpy(d2_hidden[idx2]).repeat(2)).to(k_x.device)
                 # ---- Losses (Eq. 5, 6): CE on D2 pseudo labels (clean views, this rank's rows),
                 # contrastive over the global 2N views.
                 z_mine = z[torch.from_numpy(mine2).to(z.device)]
@@ -93,8 +99,6 @@ def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter,
                 # ---- Prototype update (Eq. 4): where the classifier agrees on x and x_aug; the
                 # same inputs on every rank, so the same prototypes everywhere.
                 with torch.no_grad():
-                    pred_x = runtime.gather(logits2[:half].argmax(1), n).cpu()
-                    pred_aug = runtime.gather(logits2[half:].argmax(1), n).cpu()
                     if ipr.prototype_update == "agree":
                         prototypes, moved = ipr_math.update_prototypes_agree(
                             prototypes, k_x.detach().cpu(), pred_x, pred_aug, ipr.gamma)
@@ -103,9 +107,13 @@ def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter,
                             prototypes, k_x.detach().cpu(), pred_x, pred_aug, ipr.gamma,
                             ipr.soft_update_temperature)
                     updates += moved
+                    if ipr.d1_in_update:  # D1's labelled embeddings move their own prototype
+                        k_d1 = runtime.gather(outputs[0][1].float(), len(idx)).detach().cpu()
+                        prototypes = ipr_math.update_prototypes_labelled(
+                            prototypes, k_d1, torch.from_numpy(d1_y[idx]), ipr.gamma)
             # Eq. 6. The CE terms are this rank's shares; the contrastive term is the global value
             # on every rank (its gradient reaches each rank's rows through the gather).
-            loss = ipr.alpha * ce_d1 + beta * ce_d2 + ipr.mu * contrastive
+            loss = ipr.alpha * ce_d1 + beta * ce_d2 + mu * contrastive
             check_finite(epoch, ce_d1=ce_d1, ce_d2=ce_d2, contrastive=contrastive, loss=loss)
             runtime.step(loss, optimizer)
             for name, value in (("loss", loss), ("ce_d1", ce_d1), ("ce_d2", ce_d2),
@@ -116,7 +124,7 @@ def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter,
         metrics, extras = evaluate(model, parts.evaluation, config, len(classes), runtime)
         # One pass over D2 gives both pseudo labels (Fig. 3): the classifier's and the prototypes'.
         logits_d2, k_d2 = predict(model, d2_waves, config, runtime)
-        metrics.update(sums, beta=beta, prototype_updates=float(updates),
+        metrics.update(sums, beta=beta, mu=mu, prototype_updates=float(updates),
                        agreement_model=weighted_accuracy(d2_hidden, logits_d2.argmax(1).numpy()))
         if prototypes is not None:
             z_d2 = ipr_math.pseudo_labels(k_d2, prototypes).numpy()
@@ -132,6 +140,16 @@ def fit(config: RunConfig, split: AmbiguitySplit, reporter: Reporter,
             epoch, model, optimizer, (d1_batches, d2_batches), (rng1, rng2),
             prototypes=prototypes, rows=rows, kept=kept, table=table))
     return result("ipr", rows, table, kept)
+
+
+def pseudo(source: str, k: torch.Tensor, prototypes: torch.Tensor, classifier: torch.Tensor,
+           hidden: torch.Tensor) -> torch.Tensor:
+    """D2's pseudo labels for the 2N views (x then x_aug), from `source` (ipr.pseudo_labels):
+    "prototype", Eq. 3's argmax_c k . p_c; "classifier", the classifier's argmax on each view;
+    "oracle", D2's hidden true labels (an upper bound of the machinery, never a result)."""
+    if source == "prototype":
+        return ipr_math.pseudo_labels(k, prototypes)
+    return classifier if source == "classifier" else hidden
 
 
 def soft_annotation(utterances: Sequence[Utterance], classes: Sequence[str], logits: torch.Tensor,

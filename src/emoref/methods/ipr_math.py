@@ -60,6 +60,17 @@ def update_prototypes_soft(prototypes: torch.Tensor, k: torch.Tensor, pred_x: to
     return p, len(agree)
 
 
+def update_prototypes_labelled(prototypes: torch.Tensor, k: torch.Tensor, labels: torch.Tensor,
+                               gamma: float) -> torch.Tensor:
+    """Eq. 4's moving average with D1's own labels (ipr.d1_in_update, a reading to test, not the
+    paper's rule): p_y <- Normalize(gamma p_y + (1 - gamma) k) for each labelled sample, in
+    batch order."""
+    p = prototypes.clone()
+    for i, c in enumerate(labels.tolist()):
+        p[c] = F.normalize(gamma * p[c] + (1 - gamma) * k[i], dim=-1)
+    return p
+
+
 def supcon_loss(z: torch.Tensor, labels: torch.Tensor, tau: float) -> torch.Tensor:
     """Eq. 5, supervised contrastive loss over the 2N views (x and x_aug stacked): positives of an
     anchor are the other views with the same pseudo label; the denominator runs over every other view.
@@ -79,13 +90,21 @@ def supcon_loss(z: torch.Tensor, labels: torch.Tensor, tau: float) -> torch.Tens
     return per_anchor.mean()
 
 
-def beta_schedule(epoch: int, epochs: int, weight_max: float, growth: float) -> float:
-    """Eq. 7: beta = min(weight_max * (r^(e / E) - 1) / (r - 1), weight_max), r = `growth`.
+def beta_printed(epoch: int, epochs: int, weight_max: float, growth: float) -> float:
+    """Eq. 7 as printed: beta = min(weight_m (r^(epoch_c / (epoch_m / 2)) - 1) / (r - 1), weight_m),
+    epoch_c = `epoch` counted from the start of training, epoch_m = `epochs`: beta accelerates each
+    epoch, reaches weight_m at epoch_m / 2 and stays there (ipr.beta_form=printed)."""
+    return beta_schedule(epoch, epochs / 2, weight_max, growth)
 
-    The extracted text reads "weight_m x r^(epoch_c/epoch_m) - 1 / (r - 1)"; this is the reading
-    that starts at 0, ends at weight_max and accelerates every epoch, as Sec. 3.2 says ("The
-    increment of beta accelerates with each epoch until reaching 0.5"). e counts epochs since D2
-    joined (after warm-up) and E the epochs after warm-up; r -> 1 degenerates to a linear ramp.
+
+def beta_schedule(epoch: float, epochs: float, weight_max: float, growth: float) -> float:
+    """min(weight_max * (r^(e / E) - 1) / (r - 1), weight_max), r = `growth`; r -> 1 degenerates
+    to a linear ramp.
+
+    With e counted from the end of warm-up and E the epochs after it, this is the earlier reading
+    of Eq. 7 (ipr.beta_form=ramp): it starts at 0, reaches weight_max only in the last epoch and
+    accelerates every epoch, as Sec. 3.2 says ("The increment of beta accelerates with each epoch
+    until reaching 0.5"). `beta_printed` is the printed form.
     """
     if epochs <= 0:
         return weight_max
