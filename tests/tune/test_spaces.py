@@ -51,7 +51,7 @@ def test_every_space_file_is_used_and_spaces_centre_on_the_defaults():
 
 @pytest.mark.parametrize("text, names", [
     ("ipr.gama: {uniform: [0.9, 0.99]}", ["ipr.gama", "did you mean 'ipr.gamma'"]),
-    ("ipr.gamma: {uniform: [0.9, 1.2]}", ["ipr.gamma=1.2", "momentum in [0, 1)"]),
+    ("ipr.gamma: {uniform: [0.9, 1.2]}", ["ipr.gamma=1.2", "momentum in [0, 1]"]),
     ("ipr.tau: {loguniform: [0.0, 0.3]}", ["ipr.tau", "low > 0"]),
     ("ipr.mu: {uniform: [0.5, 0.1]}", ["ipr.mu", "low < high"]),
     ("train.epochs: {uniform: [5, 10]}", ["train.epochs", "use int"]),
@@ -102,7 +102,7 @@ def test_cli_fails_on_a_bad_space_before_ray_starts(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--seeds", "0"], "--seeds: expected an integer >= 1"),
     (["--gpus-per-trial", "2", "--workers-per-trial", "1"], "must equal --workers-per-trial"),
-    (["ipr.gamma=2"], "ipr.gamma: expected a momentum in [0, 1)"),
+    (["ipr.gamma=2"], "ipr.gamma: expected a momentum in [0, 1]"),
     (["--resume", "--name", "nothing-here"], "holds no sweep"),
 ])
 def test_cli_rejects_bad_options_before_ray_starts(tmp_path, args, message):
