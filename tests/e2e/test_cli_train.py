@@ -90,20 +90,32 @@ def test_annotate_reproduces_the_training_annotation(trained):
                 assert float(a[key]) == pytest.approx(float(b[key]), abs=1e-5)
 
 
+@pytest.mark.parametrize("args, message", [
+    (["ipr,semi"], "method 'semi'"),
+    (["ipr", "split=kfold"], "split.kind"),
+    (["ipr", "ipr.gama=0.9"], "did you mean 'ipr.gamma'"),
+    (["ipr", "ipr.gamma=1.5"], "ipr.gamma"),
+    (["ipr", "ipr.pseudo_labels=truth"], "ipr.pseudo_labels: expected 'prototype'"),
+    (["ipr,epr", "--label", "ipr_x"], "--label 'ipr_x': expected one method"),
+    (["ipr", "--label", "mu0"], "a name that starts with it")])
+def test_bad_input_fails_before_training_in_process(tmp_path, smoke_cache, capsys, args, message):
+    """runner.train's main, called as the command line calls it (the subprocess test below
+    checks the real entry point once)."""
+    from runner import train
+    with pytest.raises(SystemExit) as stop:
+        train.main([*args, "--preset", "smoke", "--out", str(tmp_path / "out"),
+                    f"corpus.cache_dir={smoke_cache}"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, (args, err)
+    assert not (tmp_path / "out").exists()
+
+
 def test_bad_input_fails_before_training(tmp_path, smoke_cache):
-    for args, message in [
-            (["ipr,semi"], "method 'semi'"),
-            (["ipr", "split=kfold"], "split.kind"),
-            (["ipr", "ipr.gama=0.9"], "did you mean 'ipr.gamma'"),
-            (["ipr", "ipr.gamma=1.5"], "ipr.gamma"),
-            (["ipr", "ipr.pseudo_labels=truth"], "ipr.pseudo_labels: expected 'prototype'"),
-            (["ipr,epr", "--label", "ipr_x"], "--label 'ipr_x': expected one method"),
-            (["ipr", "--label", "mu0"], "a name that starts with it"),
-            (["ipr", "corpus=emodb", f"corpus.root={tmp_path / 'none'}"], "corpus root not found")]:
-        done = cli("runner.train", *args, "--preset", "smoke", "--out", tmp_path / "out",
-                   f"corpus.cache_dir={smoke_cache}")
-        assert done.returncode == 2, (args, done.stderr)
-        assert message in done.stderr and "Traceback" not in done.stderr, (args, done.stderr)
+    done = cli("runner.train", "ipr", "corpus=emodb", f"corpus.root={tmp_path / 'none'}",
+               "--preset", "smoke", "--out", tmp_path / "out", f"corpus.cache_dir={smoke_cache}")
+    assert done.returncode == 2, done.stderr
+    assert "corpus root not found" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "out").exists()
     done = cli("runner.annotate", tmp_path / "missing.pt", "--out", tmp_path / "a.csv")
     assert done.returncode == 2 and "missing.pt" in done.stderr

@@ -426,9 +426,9 @@ def test_a_diverging_configuration_fails_alone_and_the_sweep_goes_on(tmp_path, s
 
 def test_a_seeds_curves_reach_mlflow_while_it_trains(tmp_path, smoke_cache):
     """Watches an in-process trial: a seed run's per-epoch loss is in the store while the seed's
-    folder has no config.txt yet (it is written when the seed ends)."""
+    folder has no config.txt yet (it is written when the seed ends; 12 smoke epochs take ~10 s)."""
     from mlflow.tracking import MlflowClient
-    epochs = 16
+    epochs = 12
     args = ["ipr", "--smoke-test", "--num-samples", 1, "--seeds", 1, "--no-baselines",
             "--storage-path", tmp_path / "sweeps", "--name", "live", "--quiet",
             "--tracking-uri", store(tmp_path), f"train.epochs={epochs}",
