@@ -131,16 +131,13 @@ class Tracker:
             raise
 
 
-def log_seed(tracker: Tracker, run_id: str, config_values: Mapping[str, Any],
-             rows: Sequence[Mapping[str, float]], folder: Path, provenance: Mapping[str, str]
-             ) -> None:
-    """A finished seed: resolved config as params, provenance as tags, per-epoch curves (unless
-    `rows` is empty: LiveCurves logged them during training), and its files (figures, D2 soft
-    labels / EPR predictions, curves, config, checkpoint)."""
+def log_seed(tracker: Tracker, run_id: str, config_values: Mapping[str, Any], folder: Path,
+             provenance: Mapping[str, str]) -> None:
+    """A finished seed: resolved config as params, provenance as tags, and its files (figures, D2
+    soft labels / EPR predictions, curves, config, checkpoint). Its per-epoch curves were logged
+    while it trained (LiveCurves)."""
     tracker.params(run_id, config_values)
     tracker.tags(run_id, provenance)
-    if rows:  # (a seed trained with live curves logged its rows as it went)
-        tracker.metrics(run_id, rows)
     tracker.artifact(run_id, folder / "figures", "figures")
     for name in ("table.csv", "epochs.csv", "confusion.json", "config.txt"):
         tracker.artifact(run_id, folder / name)

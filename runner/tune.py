@@ -220,7 +220,7 @@ def run_configuration(params: dict[str, Any], plan: Plan, split: Any) -> None:
                 failed = True
                 break
             with tracker.failing(seed_run):  # (its curves were logged live, epoch by epoch)
-                log_seed(tracker, seed_run, flatten(seed_config), [], seed_dir, provenance)
+                log_seed(tracker, seed_run, flatten(seed_config), seed_dir, provenance)
                 tracker.metrics(seed_run, [{"wall_s": wall}])
             tracker.finish(seed_run)
             done[seed] = outcome(method, seed_dir)
