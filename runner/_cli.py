@@ -9,6 +9,13 @@ from typing import NoReturn
 from emoref.config import ConfigError
 from emoref.data.manifest import DataError
 
+# Both commands' --help ends with this: EPR's protocols differ in what they cost.
+EPR_HELP = ("EPR protocols (epr.protocol): paper, the default, cross-fits every emotion profile "
+            "over the folds, as the paper does; nested is leak-free (each fold's training folds "
+            "cross-fit their own profiles) and trains epr.inner_folds + 1 times the networks "
+            "(4x at the default 3); in_sample lets each fold's chain learn from its own fitted "
+            "outputs.")
+
 # Short forms a user may type; each expands to a full config key.
 SHORTHANDS = {"split": "split.kind", "corpus": "corpus.name"}
 

@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from emoref.config import ConfigError
 from emoref.record import finished_seeds, outcome, reading, results_tables, seed_config
@@ -64,6 +65,36 @@ def paired_table(seeds: dict[str, dict[int, dict[str, float]]], best: str = "ipr
     return "\n".join(lines) if len(lines) > 4 else ""
 
 
+def stage_paired_table(seeds: dict[int, dict[str, float]], depth: int, name: str) -> str:
+    """EPR: the last stage against stage 1 over the seeds (each seed's stages share its folds):
+    mean difference and the two-sided paired t-test's p, WA and UA."""
+    if depth < 2 or len(seeds) < 2:
+        return ""
+    cells = []
+    for key in ("wa", "ua"):
+        a = [row[f"final.stage{depth}_{key}"] for row in seeds.values()]
+        b = [row[f"final.stage1_{key}"] for row in seeds.values()]
+        p = paired_p(a, b)
+        cells += [f"{100 * mean_std([x - y for x, y in zip(a, b)])[0]:+.2f}",
+                  f"{p:.4f}{' (< 0.05)' if p < 0.05 else ''}"]
+    return (f"{name}: stage {depth} minus stage 1, paired over {len(seeds)} seeds (points): "
+            f"WA {cells[0]} (p {cells[1]}), UA {cells[2]} (p {cells[3]})")
+
+
+def epr_configs(run: Path, rows: list[str]) -> dict[str, Any]:
+    """Each EPR row's EPRConfig; a row whose seeds ran under different epr.protocol values (or
+    depths, or labels) would average unlike things, so it is refused with the fix."""
+    configs = {}
+    for row in rows:
+        seen = {seed: seed_config(folder).epr for seed, folder in finished_seeds(run / row).items()}
+        kinds = {(e.protocol, e.depth, e.labels) for e in seen.values()}
+        if len(kinds) > 1:
+            fail(f"{run / row}: its seeds mix EPR settings (protocol, depth, labels): "
+                 f"{sorted(kinds)}; write each to its own row (runner.train --label epr_<name>)")
+        configs[row] = next(iter(seen.values()))
+    return configs
+
+
 def report(run: Path) -> str:
     if (run / "sweep.json").is_file():
         try:
@@ -83,9 +114,10 @@ def report(run: Path) -> str:
     if not summaries:
         fail(f"{run}: no finished seed (no <method>/seed<k>/config.txt)")
     parts = [f"{run}: " + ", ".join(f"{m} {n} seed(s)" for m, n in counts.items())]
-    parts += results_tables(summaries, {
-        row: seed_config(next(iter(finished_seeds(run / row).values()))).epr
-        for row in summaries if reading(row).table == "stages"})
+    epr = epr_configs(run, [row for row in summaries if reading(row).table == "stages"])
+    parts += results_tables(summaries, epr)
+    parts += [line for row, e in epr.items()
+              if (line := stage_paired_table(by_seed[row], e.depth, row))]
     if "ipr" in by_seed:
         parts.append(agreement_table(by_seed["ipr"]))
         paired = paired_table(by_seed)

@@ -39,10 +39,10 @@ from emoref.methods import METHODS
 from emoref.methods.common import Diverged
 from emoref.record import reading, results_tables
 from emoref.summary import aggregate, seed_metrics
-from runner._cli import USER_ERRORS, expand, fail, read_overrides
+from runner._cli import EPR_HELP, USER_ERRORS, expand, fail, read_overrides
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m runner.train",
+    parser = argparse.ArgumentParser(prog="python -m runner.train", epilog=EPR_HELP,
                                      description=__doc__.splitlines()[0].split(": ", 1)[1])
     parser.add_argument("methods", help=f"comma-separated, from {', '.join(METHODS)}")
     parser.add_argument("overrides", nargs="*", metavar="key=value",

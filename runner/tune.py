@@ -44,10 +44,10 @@ from emoref.methods.baselines import VARIANTS
 from emoref.methods.common import Diverged
 from emoref.provenance import git_sha
 from emoref.record import finished_seeds, outcome
-from emoref.sweep import (FAILED_SCORE, REFERENCES, Range, apply_params, new_record, read_record,
-                          read_sweep, searched, start_point, sweep_folder, trial_report,
-                          write_report)
-from runner._cli import USER_ERRORS, expand, fail
+from emoref.sweep import (FAILED_SCORE, REFERENCES, Range, apply_params, caveat, new_record,
+                          read_record, read_sweep, searched, start_point, sweep_folder,
+                          trial_report, write_report)
+from runner._cli import EPR_HELP, USER_ERRORS, expand, fail
 from runner.storage import check_storage, check_storage_path
 from runner.tracking import (LiveCurves, SweepRuns, log_configuration, log_seed, reference_metrics,
                              tracking_uri)
@@ -60,7 +60,7 @@ SMOKE = {"num_samples": 2, "seeds": 2, "fixed": ("train.warmup_epochs=1",)}
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m runner.tune",
+    parser = argparse.ArgumentParser(prog="python -m runner.tune", epilog=EPR_HELP,
                                      description=__doc__.splitlines()[0].split(": ", 1)[1])
     parser.add_argument("method", choices=[m for m in METHODS if m not in REFERENCES],
                         help="the method whose knobs are searched")
@@ -421,7 +421,7 @@ def main(argv: list[str] | None = None) -> Path:
                             args.seeds, args.num_samples, args.scheduler, args.search_seed,
                             split.hash)
     print(f"sweep {folder}: {args.method}, {args.num_samples} configuration(s) x {args.seeds} "
-          f"seed(s), split {split.hash}", flush=True)
+          f"seed(s), split {split.hash}. {caveat(args.method, base, space)}", flush=True)
     runs = SweepRuns.open(uri, record, folder, split)
     plan = Plan(args.method, tuple(as_overrides(base)), args.seeds, str(folder), runs)
     try:

@@ -48,6 +48,10 @@ def test_corpus_defaults_come_before_user_overrides():
     ("augment.noise_p=-0.1", "augment.noise_p"),
     ("corpus.synthetic.n_utterances=2", "corpus.synthetic.n_utterances"),
     ("nonsense", "key=value"),
+    ("epr.protocol=crossfit", "epr.protocol"),
+    ("epr.inner_folds=1", "epr.inner_folds"),
+    ("epr.monitor=f1", "epr.monitor"),
+    ("epr.statistics=mean,mode", "epr.statistics"),
 ])
 def test_bad_overrides_name_the_key(override, names):
     with pytest.raises(ConfigError) as info:
@@ -92,3 +96,13 @@ def test_config_round_trips_through_key_value_strings(preset, corpus):
 def test_later_overrides_win_when_rebuilding():
     config = build_config("smoke")
     assert from_overrides([*as_overrides(config), "seed=7"]).seed == 7
+
+
+def test_the_paper_preset_trains_epr_as_section_4_1_says():
+    """Adam 1e-3, x0.8 every 2 epochs, batch 128, at most 20 epochs, patience 3; the paper's
+    protocol; VGG-E at full width on every 10 ms segment."""
+    e = build_config("paper", method="epr").epr
+    assert (e.lr, e.lr_decay, e.lr_decay_epochs, e.batch_size, e.max_epochs, e.patience) == \
+        (1e-3, 0.8, 2, 128, 20, 3)
+    assert (e.protocol, e.vgg, e.width) == ("paper", "E", 1.0)
+    assert build_config("paper", method="epr").audio.segment_hop == 1

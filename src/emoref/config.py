@@ -452,7 +452,11 @@ class BaselineConfig:
 
 
 EPR_LABELS = ("mixed", "soft", "hard", "static")
-EPR_STATISTICS = ("mean", "std", "min", "max", "median", "q25", "q75")
+EPR_STATISTICS = ("mean", "std", "min", "max", "median", "q25", "q75")  # the default set
+# ... and every statistic there is: "share" is the share of an utterance's segments whose most
+# likely class is each emotion (the cited work [10] also counts such shares).
+EPR_STATISTIC_NAMES = (*EPR_STATISTICS, "share")
+EPR_PROTOCOLS = ("paper", "nested", "in_sample")
 
 
 @dataclass(frozen=True)
@@ -465,6 +469,22 @@ class EPRConfig:
     # ablations "hard" (one-hot argmax per segment: hard dynamic) and "static" (the utterance's mean
     # output on every segment: soft static).
     labels: str = "mixed"
+    # Which network produces which emotion profile (methods/epr.py, `plan`). Every stage's profiles
+    # teach the next stage and feed the random forest.
+    # - paper: Sec. 4.1, "The EPs were generated using ten-fold cross-validation ... another
+    #   ten-fold cross-validation" for the forest. Each utterance's profile at each stage comes from
+    #   the fold network that did not train on it, and stage t + 1 learns from those cross-fitted
+    #   profiles. The forest is cross-validated over them on the same folds. The leak: the network
+    #   that made a training utterance's profile trained on folds that include the test fold,
+    #   labels included.
+    # - nested: leak-free. For each outer fold, its training folds are cut into `inner_folds`
+    #   parts that cross-fit their own profiles, and the next stage and the forest learn from those.
+    #   The test fold is profiled by a network trained on all its training folds. This costs
+    #   (inner_folds + 1) times the networks of the others.
+    # - in_sample: each fold's own chain; a stage learns from the previous network's outputs on
+    #   the very segments that network fitted (the behaviour before `protocol` existed).
+    protocol: str = "paper"
+    inner_folds: int = 3  # protocol=nested: parts the training folds are cut into
     depth: int = 5  # refinery stages; stage 1 is the plain VGG (Tables 2, 4 go to 3 and 5)
     # pEPR: weight of the one-hot label in the mix, (1 - w) * profile + w * one-hot. The paper adds
     # the two and normalises: equal weights, 0.5 ([0.6,.1,.1,.2] + [1,0,0,0] -> [.8,.05,.05,.1]).
@@ -481,23 +501,39 @@ class EPRConfig:
     lr_decay_epochs: int = 2  # ... every this many epochs
     batch_size: int = 128  # segments per step
     max_epochs: int = 8  # per stage (paper: 20)
-    patience: int = 3  # early stopping on the validation loss (paper: 3)
+    patience: int = 3  # early stopping (paper: 3)
+    # What early stopping watches on the held-out training utterances. The paper says only "Early
+    # stopping with patience of 3 epochs"; with Keras (its TensorFlow) that is val_loss by default.
+    # - loss: the loss against the refined targets. This rewards imitating the previous stage.
+    # - accuracy: segment accuracy against the utterance's label.
+    monitor: str = "loss"
     # Share of each training fold held out (stratified by label, whole utterances) for early
     # stopping. The paper does not say where its validation data came from; never the test fold.
     val_fraction: float = 0.1
     # Statistics of each emotion-profile dimension over an utterance's segments, the random
-    # forest's input (K x len(statistics) features); q25/q75 are the quartiles.
+    # forest's input (K x len(statistics) features); q25/q75 are the quartiles; "share" (not in the
+    # default set) is the share of segments whose most likely class is each emotion.
     statistics: tuple[str, ...] = EPR_STATISTICS
     # Read log-Mel frames from the on-disk feature cache shared by every trial, seed and fold
     # (emoref.data.features); false computes them from the audio again.
     cache: bool = True
     forest_trees: int = 100  # random forest size (scikit-learn's default; the paper used defaults)
-    # The utterance whose emotion profile is drawn across stages (Figs. 2, 4); empty: the first
-    # utterance of the first test fold. Its profiles always come from networks that never saw it.
+    # The utterances whose emotion profiles are drawn across stages (Figs. 2, 4): figure_utterance
+    # if given, then the first test-fold utterance of each class not drawn yet, up to
+    # figure_count. Their profiles always come from networks that never trained on them.
     figure_utterance: str = ""
+    figure_count: int = 3
 
     def __post_init__(self) -> None:
         _require(self.labels in EPR_LABELS, "labels", f"one of {EPR_LABELS}", self.labels)
+        _require(self.protocol in EPR_PROTOCOLS, "protocol", f"one of {EPR_PROTOCOLS}",
+                 self.protocol)
+        _require(2 <= self.inner_folds <= 10, "inner_folds", "an integer in [2, 10]",
+                 self.inner_folds)
+        _require(self.monitor in ("loss", "accuracy"), "monitor", "'loss' or 'accuracy'",
+                 self.monitor)
+        _require(1 <= self.figure_count <= 20, "figure_count", "an integer in [1, 20]",
+                 self.figure_count)
         _require(1 <= self.depth <= 10, "depth", "an integer in [1, 10]", self.depth)
         _require(0.0 <= self.mix_weight <= 1.0, "mix_weight", "a weight in [0, 1]", self.mix_weight)
         _require(self.vgg in ("A", "B", "D", "E"), "vgg", "one of A, B, D, E", self.vgg)
@@ -513,9 +549,9 @@ class EPRConfig:
         _require(self.patience >= 1, "patience", "an integer >= 1", self.patience)
         _require(0.0 < self.val_fraction < 0.5, "val_fraction", "a share in (0, 0.5)",
                  self.val_fraction)
-        unknown = [s for s in self.statistics if s not in EPR_STATISTICS]
+        unknown = [s for s in self.statistics if s not in EPR_STATISTIC_NAMES]
         _require(bool(self.statistics) and not unknown, "statistics",
-                 f"a non-empty list from {EPR_STATISTICS}", self.statistics)
+                 f"a non-empty list from {EPR_STATISTIC_NAMES}", self.statistics)
         _require(self.forest_trees >= 1, "forest_trees", "an integer >= 1", self.forest_trees)
 
 

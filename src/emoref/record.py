@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
@@ -124,7 +125,8 @@ def results_tables(summaries: Mapping[str, Mapping[str, Mapping[str, float]]],
                       + markdown_table(folds, CV_COLUMNS))
     for row in stages:
         e = epr[row]
-        tables.append(f"{row} ({e.labels} labels), utterance WA/UA/F1 over all folds (percent):\n"
+        tables.append(f"{row} ({e.labels} labels, protocol {e.protocol}), utterance WA/UA/F1 "
+                      "over all folds (percent):\n"
                       + stage_table(summaries[row], e.depth, vgg_name(e.labels),
                                     reference=summaries.get("reference_cv")))
     return tables
@@ -166,12 +168,12 @@ def write_seed(folder: Path, method: str, config: RunConfig, outcome: Result,
     if outcome.checkpoint is not None:
         import torch
         torch.save(outcome.checkpoint, folder / "checkpoint.pt")
-    save_figures(folder, method, outcome, rows, extras, tuple(classes))
+    save_figures(folder, method, config, outcome, rows, extras, tuple(classes))
     (folder / "config.txt").write_text("\n".join(as_overrides(config)) + "\n")
 
 
-def save_figures(folder: Path, method: str, outcome: Result, rows: list[dict],
-                 extras: list[dict], classes: tuple[str, ...]) -> None:
+def save_figures(folder: Path, method: str, config: RunConfig, outcome: Result,
+                 rows: list[dict], extras: list[dict], classes: tuple[str, ...]) -> None:
     import matplotlib.pyplot as plt
     made = {}
     kind = reading(method).figures
@@ -187,10 +189,12 @@ def save_figures(folder: Path, method: str, outcome: Result, rows: list[dict],
             made["prototype_similarity_curves"] = figures.similarity_curves([rows], classes)
     else:
         chosen = extras[-1]
-        if kind == "profiles":
-            made["profile"] = figures.profile_evolution(
-                chosen["figure_profiles"], classes,
-                f"emotion profile of {chosen['figure_utterance']}")
+        if kind == "profiles":  # EPR: the drawn utterances' profiles, stage by stage
+            protocol = config.epr.protocol
+            for utterance, stages in chosen["figure_profiles"].items():
+                name = re.sub(r"[^A-Za-z0-9_.-]", "_", utterance)
+                made[f"profile_{name}"] = figures.profile_evolution(
+                    stages, classes, f"emotion profile of {utterance} (protocol {protocol})")
         for key, matrix in chosen.items():
             if key.endswith("_confusion"):
                 made[key] = figures.confusion_matrix(matrix, classes, key.replace("_", " "))

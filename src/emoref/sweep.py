@@ -156,6 +156,23 @@ def searched(given: Path | None, method: str, base: RunConfig, fixed: set[str]
     return space
 
 
+def caveat(method: str, base: RunConfig, space: Mapping[str, Any]) -> str:
+    """What a reader of an EPR sweep must know about its objective ("" when nothing): searching
+    epr.protocol ranks protocols with different leaks on one objective, and under `paper` the
+    objective itself is not free of the test folds."""
+    if method != "epr":
+        return ""
+    if "epr.protocol" in space:
+        return ("epr.protocol is searched: configurations under different protocols share one "
+                "objective, though paper's profiles carry test-fold labels and nested's do not; "
+                "compare within one protocol (its column below).")
+    if base.epr.protocol == "paper":
+        return ("epr.protocol=paper, as the paper: the networks that profile a fold's training "
+                "utterances trained on its test fold, labels included, so dev UA is not free of "
+                "the test folds; epr.protocol=nested gives a leak-free objective.")
+    return ""
+
+
 def start_point(space: Mapping[str, Range], base: RunConfig) -> dict[str, Any] | None:
     """The base config's own values of the searched keys (for the cpu and paper presets, the
     papers' settings), when every one lies in its range: the first configuration a sweep tries,
@@ -361,7 +378,8 @@ def write_report(folder: str | Path, top: int = 10) -> str:
              f"{record['seeds']}; split {record['split_hash']}; code {record['git_sha']}.",
              f"Objective (Optuna, maximised): {record['objective']}. "
              + ("D3 never steers" if method != "epr" else "The test folds (CV columns) never "
-                "steer") + " the search: their numbers are reported, not optimised.",
+                "steer") + " the search: their numbers are reported, not optimised. "
+             + caveat(method, from_overrides(record["base_config"]), record["space"]),
              "", "## Top configurations (mean ± std over seeds, percent)", "",
              "| rank | trial | seeds | dev UA | " + " | ".join(f"{test} {m}" for m in
                                                              ("WA", "UA", "F1")) + " | "

@@ -123,13 +123,15 @@ def test_bad_input_fails_before_training(tmp_path, smoke_cache):
 
 # Recorded with `python -m runner.train epr --preset smoke --seeds 1 split.folds=2 epr.depth=2
 # epr.max_epochs=1`: each network's training loss, (fold, stage) -> loss, rel 1e-3. Stage 2's loss
-# is against pEPR targets made from stage 1's profiles, so it pins the refinery too. Accuracies are
-# not pinned: one epoch leaves the profiles so flat that the forest's votes flip with the last bits
-# of a float (thread count, CPU), so they are checked against the written table instead.
-RECORDED_EPR = {(0, 1): 1.355803, (0, 2): 1.386814, (1, 1): 1.394061, (1, 2): 1.398890}
+# is against pEPR targets made from stage 1's cross-fitted profiles (epr.protocol=paper), so it
+# pins the refinery and the protocol too. With epr.protocol=in_sample the same command gives the
+# values recorded before the protocol existed: (0, 2) 1.386814 and (1, 2) 1.398890, stage 1 alike.
+# Accuracies are not pinned: one epoch leaves the profiles so flat that the forest's votes flip
+# with the last bits of a float (thread count, CPU), so they are checked against the written table.
+RECORDED_EPR = {(0, 1): 1.355803, (0, 2): 1.394618, (1, 1): 1.394061, (1, 2): 1.379733}
 
 
-def test_train_epr_through_the_cli(tmp_path, smoke_cache):
+def test_train_epr_through_the_cli(tmp_path, smoke_cache, capsys):
     done = cli("runner.train", "epr", "--preset", "smoke", "--seeds", "1", "--out", tmp_path / "out",
                "--quiet", "split.folds=2", "epr.depth=2", "epr.max_epochs=1",
                f"corpus.cache_dir={smoke_cache}")
@@ -145,7 +147,21 @@ def test_train_epr_through_the_cli(tmp_path, smoke_cache):
     for stage in (1, 2):
         wa = sum(r[f"stage{stage}"] == r["label"] for r in table) / len(table)
         assert summary["per_seed"]["epr"][0][f"final.stage{stage}_wa"] == pytest.approx(wa)
-    assert {p.name for p in (seed0 / "figures").iterdir()} >= {"profile.png", "stage1_confusion.png"}
+    drawn = [p.name for p in (seed0 / "figures").glob("profile_*.png")]
+    assert len(drawn) == 3 and (seed0 / "figures" / "stage1_confusion.png").is_file()
+    # The report: the protocol in the stage table's title, the last stage against stage 1 paired
+    # over seeds, and a row whose seeds ran under different protocols refused, not averaged.
+    import shutil
+    from runner import report
+    shutil.copytree(seed0, seed0.parent / "seed1")
+    text = report.report(tmp_path / "out")
+    assert "epr (mixed labels, protocol paper)" in text
+    assert "epr: stage 2 minus stage 1, paired over 2 seeds" in text
+    config = seed0.parent / "seed1" / "config.txt"
+    config.write_text(config.read_text().replace("epr.protocol=paper", "epr.protocol=in_sample"))
+    with pytest.raises(SystemExit):
+        report.report(tmp_path / "out")
+    assert "mix EPR settings" in capsys.readouterr().err
 
 
 def test_report_rebuilds_the_summary_from_the_run_folder(trained):

@@ -52,3 +52,12 @@ def test_utterance_features_are_statistics_per_dimension():
                                np.percentile(rows, 75, 0)])
     np.testing.assert_allclose(out[1], expected)
     assert not out[2].any()  # an utterance without segments gets zeros, not an error
+
+
+def test_share_counts_the_segments_whose_top_class_is_each_emotion():
+    profiles = np.array([[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.5, 0.4, 0.1], [0.1, 0.1, 0.8]])
+    owner = np.array([0, 0, 0, 1])
+    out = utterance_features(profiles, owner, 2, ("mean", "share"))
+    np.testing.assert_allclose(out[0, 3:], [2 / 3, 1 / 3, 0.0])
+    np.testing.assert_allclose(out[1, 3:], [0.0, 0.0, 1.0])
+    np.testing.assert_allclose(out[:, :3].sum(1), 1.0)

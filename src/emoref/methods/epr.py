@@ -1,20 +1,21 @@
 """EPR: emotion profile refinery (papers/001_fe5d044a6f71e6c0.txt; Sec. and Eq. numbers inline).
 
-k-fold cross-validation. In each fold, a chain of freshly initialised VGGs is trained on the
-training folds' 32-frame segments: stage 1 on the utterance label copied to every segment, stage
-t > 1 on targets refined from stage t - 1's outputs (sEPR, pEPR or a Table 3 ablation). After
-every stage, statistics of the emotion profiles over each utterance feed a random forest fitted on
-the training folds' utterances, which labels the test fold's utterances. Test-fold audio never
-reaches a gradient step, early stopping or the forest's fit; its profiles come only from networks
-that never trained on it. The random forest is fitted on the training utterances' profiles from
-the networks that trained on them (the paper's second 10-fold pass over out-of-fold profiles
-would let fold k's audio shape the forest that labels fold k).
+k-fold cross-validation. At each stage freshly initialised VGGs are trained on 32-frame segments:
+stage 1 on the utterance label copied to every segment, stage t > 1 on targets refined from stage
+t - 1's emotion profiles (sEPR, pEPR or a Table 3 ablation). Statistics of each utterance's
+profiles feed a random forest that labels each test fold. `epr.protocol` decides which network
+produces which profile (`plan`): `paper` cross-fits every profile over the folds, as Sec. 4.1
+does; `nested` cross-fits inside each fold's training folds, so no test label reaches a training
+target; `in_sample` gives each fold its own chain, which learns from its own fitted outputs.
+Under every protocol a test fold's audio never reaches a gradient step or early stopping of the
+networks that label it, and the forest that labels it never fits it.
 """
 
 from __future__ import annotations
 
 import copy
 import zlib
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -22,7 +23,7 @@ import torch
 from sklearn.ensemble import RandomForestClassifier
 from torch.nn import functional as F
 
-from emoref.config import RunConfig
+from emoref.config import ConfigError, RunConfig
 from emoref.data.features import logmel_frames
 from emoref.data.segments import SegmentBank, bank_from_frames
 from emoref.data.splits import KFoldSplit
@@ -34,9 +35,10 @@ from emoref.metrics import classification_report
 from emoref.models.vgg import VGG
 
 
-def stage_seed(seed: int, fold: int, stage: int) -> int:
-    """A distinct, reproducible seed for each (run seed, fold, stage) network."""
-    return zlib.crc32(f"{seed}/{fold}/{stage}".encode())
+def stage_seed(seed: int, fold: int, stage: int, inner: int = -1) -> int:
+    """A distinct, reproducible seed for each (run seed, fold, stage[, inner part]) network."""
+    key = f"{seed}/{fold}/{stage}" + (f"/{inner}" if inner >= 0 else "")
+    return zlib.crc32(key.encode())
 
 
 def new_network(config: RunConfig, n_classes: int, seed: int) -> VGG:
@@ -53,6 +55,88 @@ def fingerprint(network: torch.nn.Module) -> float:
     return float(sum(p.detach().double().sum() for p in network.parameters()))
 
 
+# ----------------------------------------------------------------------------------------------------
+# Which network produces which profile
+# ----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class Job:
+    """One network of every stage: what it trains on and whose profiles it produces."""
+
+    fold: int  # the outer fold it belongs to (its position in split.folds)
+    inner: int  # protocol=nested: its part of the fold's training folds; -1: the fold's network
+    chain: int  # the profile table it reads stage t - 1's targets from and writes stage t's to
+    train: np.ndarray  # utterance positions it learns from (its early-stopping share included)
+    serves: np.ndarray  # utterance positions whose profiles it produces
+
+
+def plan(protocol: str, tests: list[np.ndarray], trains: list[np.ndarray],
+         parts: Callable[[int], list[np.ndarray]]) -> list[Job]:
+    """Every stage's networks, in training order, for `tests[k]`/`trains[k]` (the utterance
+    positions of fold k's test and training folds); `parts(k)` cuts fold k's training folds into
+    inner parts (nested only).
+
+    paper:     one table; fold k's network trains on trains[k] and profiles tests[k]. The test
+               folds cover the corpus, so every profile is cross-fitted.
+    nested:    a table per fold; a network per inner part trains on the rest of trains[k] and
+               profiles that part, and fold k's network trains on trains[k] and profiles tests[k].
+    in_sample: a table per fold; fold k's network profiles every utterance it trained on and
+               tests[k].
+    """
+    jobs = []
+    for k, (test, train) in enumerate(zip(tests, trains)):
+        chain = 0 if protocol == "paper" else k
+        if protocol == "nested":
+            jobs += [Job(k, i, chain, np.setdiff1d(train, part), part)
+                     for i, part in enumerate(parts(k))]
+        serves = np.union1d(train, test) if protocol == "in_sample" else test
+        jobs.append(Job(k, -1, chain, train, serves))
+    return jobs
+
+
+def inner_parts(train: np.ndarray, labels: np.ndarray, speakers: np.ndarray, n: int, by: str,
+                rng: np.random.Generator) -> list[np.ndarray]:
+    """`train` cut into n parts the way the outer folds were cut: whole speakers (split.fold_by=
+    speaker) or stratified by label (random), dealt round robin after a seeded shuffle."""
+    part = np.empty(len(train), dtype=int)
+    if by == "speaker":
+        names = rng.permutation(sorted(set(speakers[train].tolist())))
+        if len(names) < n:
+            raise ConfigError(f"epr.inner_folds={n} needs at least {n} speakers in every fold's "
+                             f"training folds; one has {len(names)}")
+        of = {name: i % n for i, name in enumerate(names)}
+        part[:] = [of[s] for s in speakers[train]]
+    else:
+        dealt = 0
+        for c in np.unique(labels[train]):
+            members = rng.permutation(np.flatnonzero(labels[train] == c))
+            part[members] = (dealt + np.arange(len(members))) % n
+            dealt += len(members)
+    return [train[part == i] for i in range(n)]
+
+
+def figure_ids(split: KFoldSplit, config: RunConfig) -> list[str]:
+    """The utterances drawn across stages: epr.figure_utterance, then the first test utterance of
+    each class not drawn yet, in fold order, up to epr.figure_count."""
+    e = config.epr
+    chosen = [e.figure_utterance] if e.figure_utterance else []
+    drawn = {u.label for f in split.folds for u in f.test if u.id in chosen}
+    if chosen and not drawn:
+        raise ConfigError(f"epr.figure_utterance={e.figure_utterance}: no test fold of this split "
+                         "holds that utterance id")
+    for u in (u for f in split.folds for u in f.test):
+        if len(chosen) >= e.figure_count:
+            break
+        if u.label not in drawn:
+            chosen.append(u.id)
+            drawn.add(u.label)
+    return chosen
+
+
+# ----------------------------------------------------------------------------------------------------
+# The refinery
+# ----------------------------------------------------------------------------------------------------
+
 def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runtime = LOCAL
         ) -> Result:
     epr, classes, n_classes = config.epr, split.classes, len(split.classes)
@@ -60,97 +144,130 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runti
     utterances = list({u.id: u for fold in split.folds for u in (*fold.test, *fold.train)}.values())
     position = {u.id: i for i, u in enumerate(utterances)}
     labels = label_array(utterances, classes)
+    speakers = np.array([u.speaker for u in utterances])
+    tests = [np.array([position[u.id] for u in fold.test]) for fold in split.folds]
+    trains = [np.array([position[u.id] for u in fold.train]) for fold in split.folds]
+    home = np.full(len(utterances), -1)  # the position in split.folds of an utterance's test fold
+    for k, test in enumerate(tests):
+        home[test] = k
+    if epr.protocol == "paper" and (home < 0).any():
+        raise ConfigError("epr.protocol=paper cross-fits every training utterance's profile, so "
+                         "the test folds must cover the corpus; this split's folds leave "
+                         f"{int((home < 0).sum())} utterances out (use nested or in_sample)")
     # Log-Mel frames from the feature cache every trial, seed and fold shares (epr.cache).
     bank = bank_from_frames(logmel_frames(utterances, config, cache=epr.cache), config.audio)
     onehot = F.one_hot(torch.from_numpy(labels[bank.owner]), n_classes).float()  # (S, K)
+    jobs = plan(epr.protocol, tests, trains, lambda k: inner_parts(
+        trains[k], labels, speakers, epr.inner_folds, split.by,
+        np.random.default_rng([config.seed, split.folds[k].index, 1])))
+    # Per network: its early-stopping share (whole utterances; the fold's network holds out the
+    # same utterances at every stage, and those score the dev forest) and input standardisation.
+    held = []
+    for job in jobs:
+        salt = [] if job.inner < 0 else [2, job.inner]
+        fit_utts, val_utts = hold_out(job.train, labels, epr.val_fraction, np.random.default_rng(
+            [config.seed, split.folds[job.fold].index, *salt]))
+        fit_segs, val_segs = bank.of(fit_utts), bank.of(val_utts)
+        held.append((fit_utts, val_utts, fit_segs, val_segs, normaliser(bank, fit_segs)))
+    outer = {job.fold: j for j, job in enumerate(jobs) if job.inner < 0}
+    chains = sorted({job.chain for job in jobs})
     predicted = np.full((epr.depth, len(utterances)), -1)
     # Dev UA per (stage, fold): the model-selection signal sweeps optimise (see below).
     dev = np.full((epr.depth, len(split.folds)), np.nan)
-    fold_of = np.zeros(len(utterances), dtype=int)
-    figure_id = epr.figure_utterance or split.folds[0].test[0].id
-    figure_profiles: list[list[list[float]]] = []
-    step = 0
-    # A restarted worker group resumes at its checkpoint's cursor: (fold, stage) and, inside a
-    # stage, the network's epoch; `network` None means that stage (forest included) was finished.
+    drawn = figure_ids(split, config)
+    figure_profiles: dict[str, list[list[list[float]]]] = {u: [] for u in drawn}
+
+    def empty() -> dict[int, torch.Tensor]:
+        return {c: torch.full((len(bank.starts), n_classes), float("nan")) for c in chains}
+
+    previous, tables = None, empty()  # stage t - 1's and stage t's profiles, by chain
+    first_stage, first_job, inner_state, step = 1, 0, None, 0
+    # A restarted worker group resumes at its checkpoint's cursor: the stage and the network
+    # (`job`; len(jobs) once the stage's forests are done) and, inside a network, its epoch.
     saved = runtime.resume
     if saved:
-        predicted, step = saved["predicted"].numpy().copy(), saved["step"]
-        dev = saved["dev"].numpy().copy()
-        figure_profiles = saved["figure_profiles"]
-    for position_in_split, fold in enumerate(split.folds):
-        test = np.array([position[u.id] for u in fold.test])
-        train = np.array([position[u.id] for u in fold.train])
-        fold_of[test] = fold.index
-        if saved and position_in_split < saved["fold"]:
-            continue  # finished before the restart: its predictions came back with `predicted`
-        figure_in_test = any(u.id == figure_id for u in fold.test)
-        rng = np.random.default_rng([config.seed, fold.index])
-        fit_utts, val_utts = hold_out(train, labels, epr.val_fraction, rng)
-        fit_segs, val_segs = bank.of(fit_utts), bank.of(val_utts)
-        norm = normaliser(bank, fit_segs)
-        targets, profiles = onehot, None  # stage 1: the pseudo one-hot label (Sec. 2.2)
-        first, inner = 1, None
-        if saved:  # this is the fold the checkpoint stopped in
-            profiles, inner = saved["profiles"], saved["network"]
-            first = saved["stage"] + (1 if inner is None else 0)
-            saved = None
-        for stage in range(first, epr.depth + 1):
+        predicted, dev = saved["predicted"].numpy().copy(), saved["dev"].numpy().copy()
+        previous, tables = saved["previous"], saved["tables"]
+        figure_profiles, step = saved["figure_profiles"], saved["step"]
+        first_stage, first_job, inner_state = saved["stage"], saved["job"], saved["network"]
+        if first_job == len(jobs):
+            first_stage, first_job, previous, tables = first_stage + 1, 0, tables, empty()
+    for stage in range(first_stage, epr.depth + 1):
+        refined: dict[int, torch.Tensor] = {}
+
+        def cursor(job_index: int, network_state: dict[str, Any] | None) -> dict[str, Any]:
+            return {"stage": stage, "job": job_index, "network": network_state,
+                    "previous": previous, "tables": tables, "figure_profiles": figure_profiles,
+                    "predicted": torch.from_numpy(predicted.copy()),
+                    "dev": torch.from_numpy(dev.copy()), "step": step + 1}
+
+        for j in range(first_job, len(jobs)):
+            job, (fit_utts, val_utts, fit_segs, val_segs, norm) = jobs[j], held[j]
+            targets = onehot  # stage 1: the pseudo one-hot label (Sec. 2.2)
             if stage > 1:  # ---- Refinery: labels from the previous stage's profiles (Eq. 4),
                 # computed from identical gathered profiles, rank 0's copy sent to every rank.
-                targets = runtime.broadcast(epr_math.refine_targets(
-                    profiles, onehot, bank.owner, epr.labels, epr.mix_weight))
-            network = new_network(config, n_classes, stage_seed(config.seed, fold.index, stage))
+                if job.chain not in refined:
+                    refined[job.chain] = runtime.broadcast(epr_math.refine_targets(
+                        previous[job.chain], onehot, bank.owner, epr.labels, epr.mix_weight))
+                targets = refined[job.chain]
+            network = new_network(config, n_classes, stage_seed(
+                config.seed, split.folds[job.fold].index, stage, job.inner))
             init = fingerprint(network)
-
-            def cursor(network_state: dict[str, Any] | None) -> dict[str, Any]:
-                return {"fold": position_in_split, "stage": stage, "network": network_state,
-                        "profiles": profiles, "predicted": torch.from_numpy(predicted.copy()),
-                        "dev": torch.from_numpy(dev.copy()), "figure_profiles": figure_profiles,
-                        "step": step + 1}
+            where = {"fold": float(split.folds[job.fold].index), "stage": float(stage),
+                     **({"inner": float(job.inner)} if job.inner >= 0 else {})}
 
             def report_epoch(epoch: int, metrics: dict[str, float],
-                             state: Callable[[], dict[str, Any]]) -> None:
+                             state: Callable[[], dict[str, Any]], j: int = j) -> None:
                 nonlocal step
-                reporter(step, {"fold": float(fold.index), "stage": float(stage),
-                                "stage_epoch": float(epoch), **metrics}, {},
-                         state=lambda: cursor(state()))
+                reporter(step, {**where, "stage_epoch": float(epoch), **metrics},
+                         {"init_fingerprint": init} if epoch == 0 else {},
+                         state=lambda: cursor(j, state()))
                 step += 1
 
             train_network(network, bank, fit_segs, val_segs, targets, labels[bank.owner], norm,
-                          config, report_epoch, runtime, inner)
-            inner = None
-            profiles = predict_profiles(network, bank, norm, epr.batch_size, runtime=runtime)
-            # ---- Utterance decision: profile statistics -> random forest (Sec. 2, 4.1); the
-            # same inputs and seed on every rank, so the same forest everywhere.
-            features = epr_math.utterance_features(profiles.numpy(), bank.owner, len(utterances),
-                                                   epr.statistics)
-            forest = fit_forest(features[train], labels[train], utterance_ids(utterances, train),
-                                epr.forest_trees, stage_seed(config.seed, fold.index, -stage))
-            predicted[stage - 1, test] = forest.predict(features[test])
-            report = classification_report(labels[test], predicted[stage - 1, test], n_classes)
+                          config, report_epoch, runtime, inner_state)
+            inner_state = None
+            serves = bank.of(job.serves)
+            tables[job.chain][serves] = predict_profiles(network, bank, norm, epr.batch_size,
+                                                         serves, runtime)
+        first_job = 0
+        # ---- Utterance decision: profile statistics -> random forest (Sec. 2, 4.1), fitted on
+        # fold k's training utterances and labelling its test fold; the same inputs and seed on
+        # every rank, so the same forest everywhere. Under `paper` this is the paper's "another
+        # ten-fold cross-validation" over the cross-fitted profiles, on the same folds (so
+        # speaker-independent folds stay so).
+        features = {c: epr_math.utterance_features(tables[c].numpy(), bank.owner,
+                                                   len(utterances), epr.statistics)
+                    for c in chains}
+        for k, fold in enumerate(split.folds):
+            x, (fit_utts, val_utts, *_) = features[jobs[outer[k]].chain], held[outer[k]]
+            predicted[stage - 1, tests[k]] = forest_labels(
+                x, labels, trains[k], tests[k], utterances, epr.forest_trees,
+                stage_seed(config.seed, fold.index, -stage))
+            report = classification_report(labels[tests[k]], predicted[stage - 1, tests[k]],
+                                           n_classes)
             # ---- Dev UA, the signal a sweep optimises: a second forest, fitted on the training
-            # folds minus their held-out validation utterances, scores those. Neither the test
-            # fold nor the scored utterances shaped it (the test fold's forest above is fitted on
-            # every training utterance, as in the paper).
+            # folds minus the fold network's early-stopping utterances, scores those. Neither
+            # the test fold nor the scored utterances shaped it directly (under `paper` the
+            # profiles themselves carry the protocol's leak, see config.EPRConfig.protocol).
             if len(val_utts):
-                dev_model = fit_forest(features[fit_utts], labels[fit_utts],
-                                       utterance_ids(utterances, fit_utts), epr.forest_trees,
-                                       stage_seed(config.seed, fold.index, -100 - stage))
-                dev[stage - 1, position_in_split] = classification_report(
-                    labels[val_utts], dev_model.predict(features[val_utts]), n_classes)["ua"]
-            extras: dict[str, Any] = {"init_fingerprint": init}
-            if figure_in_test:
-                segs = bank.of(np.array([position[figure_id]]))
-                figure_profiles.append(profiles[segs].tolist())
+                dev[stage - 1, k] = classification_report(labels[val_utts], forest_labels(
+                    x, labels, fit_utts, val_utts, utterances, epr.forest_trees,
+                    stage_seed(config.seed, fold.index, -100 - stage)), n_classes)["ua"]
             reporter(step, {"fold": float(fold.index), "stage": float(stage),
                             "fold_wa": report["wa"], "fold_ua": report["ua"],
-                            "fold_dev_ua": float(dev[stage - 1, position_in_split])}, extras,
-                     state=lambda: cursor(None))
+                            "fold_dev_ua": float(dev[stage - 1, k])}, {},
+                     state=lambda: cursor(len(jobs), None))
             step += 1
+        for u in drawn:  # out of sample: from the chain of the fold it is a test utterance of
+            i = position[u]
+            chain = jobs[outer[int(home[i])]].chain
+            figure_profiles[u].append(tables[chain][bank.of(np.array([i]))].tolist())
+        previous, tables = tables, empty()
     # ---- Evaluation: every utterance predicted once, by its own fold's forest (Tables 2-4).
     tested = predicted[0] >= 0  # all utterances when the folds cover the corpus
     final: dict[str, float] = {}
-    extras = {"figure_utterance": figure_id, "figure_profiles": figure_profiles}
+    extras: dict[str, Any] = {"figure_profiles": figure_profiles}
     for stage in range(1, epr.depth + 1):
         report = classification_report(labels[tested], predicted[stage - 1, tested], n_classes)
         final.update({f"stage{stage}_wa": report["wa"], f"stage{stage}_ua": report["ua"],
@@ -160,10 +277,11 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runti
     final["dev_ua"] = final[f"stage{epr.depth}_dev_ua"]  # what a sweep optimises: never a test fold
     if not (runtime.resume and runtime.resume.get("finished")):  # reported before a restart
         reporter(step, final, extras, state=lambda: {
-            "fold": len(split.folds), "stage": 0, "network": None, "profiles": None,
-            "predicted": torch.from_numpy(predicted.copy()), "dev": torch.from_numpy(dev.copy()),
-            "figure_profiles": figure_profiles, "step": step + 1, "finished": True})
-    table = [{"id": u.id, "label": u.label, "fold": int(fold_of[i]),
+            "stage": epr.depth, "job": len(jobs), "network": None, "previous": previous,
+            "tables": tables, "predicted": torch.from_numpy(predicted.copy()),
+            "dev": torch.from_numpy(dev.copy()), "figure_profiles": figure_profiles,
+            "step": step + 1, "finished": True})
+    table = [{"id": u.id, "label": u.label, "fold": split.folds[home[i]].index,
               **{f"stage{t + 1}": classes[predicted[t, i]] for t in range(epr.depth)}}
              for i, u in enumerate(utterances) if tested[i]]
     final["epoch"] = float(epr.depth)
@@ -188,18 +306,14 @@ def normaliser(bank: SegmentBank, segs: np.ndarray) -> tuple[torch.Tensor, torch
     return sample.mean((0, 1)), sample.std((0, 1)).clamp_min(1e-5)
 
 
-def utterance_ids(utterances: list, positions: np.ndarray) -> list[str]:
-    return [utterances[i].id for i in positions]
-
-
 def train_network(network: VGG, bank: SegmentBank, fit_segs: np.ndarray, val_segs: np.ndarray,
                   targets: torch.Tensor, segment_labels: np.ndarray,
                   norm: tuple[torch.Tensor, torch.Tensor], config: RunConfig,
                   report: Callable[[int, dict[str, float], Callable[[], dict]], None],
                   runtime: Runtime = LOCAL, saved: dict[str, Any] | None = None) -> None:
     """Adam, step decay (x lr_decay every lr_decay_epochs), soft cross-entropy against `targets`
-    (Eq. 4; one-hot targets make it plain cross-entropy), early stopping on the validation loss
-    with `patience`; the best validation epoch's weights are kept. Data-parallel over the
+    (Eq. 4; one-hot targets make it plain cross-entropy), early stopping with `patience` on the
+    validation loss or segment accuracy (epr.monitor); the best validation epoch's weights are kept. Data-parallel over the
     runtime's ranks (each its shard of every global batch of epr.batch_size segments); `saved`
     resumes after the epoch it was taken at."""
     e = config.epr
@@ -241,8 +355,9 @@ def train_network(network: VGG, bank: SegmentBank, fit_segs: np.ndarray, val_seg
         val_out = predict_profiles(network, bank, norm, e.batch_size, val_segs, runtime)
         val_loss = float(-(targets[val_segs] * val_out.clamp_min(1e-12).log()).sum(1).mean())
         val_acc = float((val_out.argmax(1).numpy() == segment_labels[val_segs]).mean())
-        if val_loss < best:
-            best, best_state, waited = val_loss, copy.deepcopy(network.state_dict()), 0
+        score = val_loss if e.monitor == "loss" else -val_acc  # lower is better
+        if score < best:
+            best, best_state, waited = score, copy.deepcopy(network.state_dict()), 0
         else:
             waited += 1
         stopped = waited >= e.patience
@@ -278,8 +393,9 @@ def predict_profiles(network: VGG, bank: SegmentBank, norm: tuple[torch.Tensor, 
     return runtime.gather(local, len(segs)).cpu()
 
 
-def fit_forest(features: np.ndarray, labels: np.ndarray, ids: list[str], trees: int, seed: int
-               ) -> RandomForestClassifier:
-    """scikit-learn's random forest with its default settings (Sec. 4.1), seeded. `ids` names the
-    utterances it learns from (tests check that no test-fold utterance is among them)."""
-    return RandomForestClassifier(n_estimators=trees, random_state=seed % 2**32).fit(features, labels)
+def forest_labels(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, score: np.ndarray,
+                  utterances: list, trees: int, seed: int) -> np.ndarray:
+    """scikit-learn's random forest with its default settings (Sec. 4.1), seeded, fitted on the
+    utterances at positions `fit` and labelling those at `score` (tests check the two apart)."""
+    forest = RandomForestClassifier(n_estimators=trees, random_state=seed % 2**32)
+    return forest.fit(features[fit], labels[fit]).predict(features[score])

@@ -39,6 +39,8 @@ STATISTICS = {
     "mean": lambda x: x.mean(0), "std": lambda x: x.std(0), "min": lambda x: x.min(0),
     "max": lambda x: x.max(0), "median": lambda x: np.median(x, 0),
     "q25": lambda x: np.percentile(x, 25, 0), "q75": lambda x: np.percentile(x, 75, 0),
+    # The share of the utterance's segments whose most likely class is each emotion.
+    "share": lambda x: np.bincount(x.argmax(1), minlength=x.shape[1]) / len(x),
 }
 
 
