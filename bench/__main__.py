@@ -5,7 +5,8 @@ spread over repeats) and their ratio. Pairs: 1 Ray Train vs a plain loop; 2 froz
 with vs without the embedding cache; 3 two concurrent trials vs sequential; 4 audio pipeline vs a
 training step; 5 EPR segment extraction computed vs cached, and a stage epoch; 6 wav2vec2-base
 fine-tuning throughput on a GPU, bf16 vs fp32 (skipped without CUDA); 7 openSMILE extraction as
-Ray tasks on every core vs one process, and cache reads. --quick runs each
+Ray tasks on every core vs one process, and cache reads; 8 a process's start-up imports with
+the heavy libraries imported where they are used vs at the top. --quick runs each
 on tiny data (seconds; its figures mean nothing, it checks that the benchmarks run)."""
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import time
 from pathlib import Path
 
 PAIRS = {1: "ray_overhead", 2: "feature_cache", 3: "concurrency", 4: "audio_pipeline",
-         5: "epr_segments", 6: "finetune_precision", 7: "opensmile_extraction"}
-REPEATS = {1: 2, 2: 1, 3: 2, 4: 3, 5: 3, 6: 3, 7: 2}  # full-size defaults (pair 2 is minutes per side)
+         5: "epr_segments", 6: "finetune_precision", 7: "opensmile_extraction",
+         8: "startup_imports"}
+REPEATS = {1: 2, 2: 1, 3: 2, 4: 3, 5: 3, 6: 3, 7: 2, 8: 7}  # full-size defaults (pair 2 is minutes per side)
 
 
 def machine() -> str:

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from emoref import figures
 from emoref.config import RunConfig, flatten
 from emoref.data.splits import summary_line
 from emoref.record import depth, reading, seed_rows, summed_confusion
@@ -266,6 +265,7 @@ def log_configuration(tracker: Tracker, run_id: str, method: str, folder: Path,
     """Mean and std over the finished seeds of every final metric (step = seeds finished), and
     the figures aggregated over seeds."""
     import matplotlib.pyplot as plt
+    from emoref import figures  # matplotlib: imported by the processes that draw, only
     n = len(done)
     row: dict[str, float] = {"seeds_done": float(n), "seeds": float(n)}
     for key, stat in aggregate(list(done.values())).items():

@@ -22,11 +22,11 @@ def test_bench_quick_runs_every_pair_and_prints_ratios(tmp_path):
                            "--work", str(tmp_path / "work")], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    for number in range(1, 8):
+    for number in range(1, 9):
         assert f"== {number}." in done.stdout
-    assert done.stdout.count("RATIO ") >= 7
+    assert done.stdout.count("RATIO ") >= 8
     results = json.loads(out.read_text())
-    assert len(results) == 7
+    assert len(results) == 8
     for result in results:
         assert result["ratios"] and all(math.isfinite(v) for v in result["ratios"].values())
         for figure in result["figures"]:
@@ -36,7 +36,7 @@ def test_bench_quick_runs_every_pair_and_prints_ratios(tmp_path):
 
 
 def test_bench_refuses_an_unknown_pair():
-    done = subprocess.run([sys.executable, "-m", "bench", "--only", "8"], cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", "bench", "--only", "9"], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "--only" in done.stderr
 

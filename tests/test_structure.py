@@ -90,3 +90,16 @@ def test_only_ray_train_imports_ray_train():
 
 def test_runner_tune_does_not_import_runner_train():
     assert not {m for m in imports(ROOT / "runner" / "tune.py") if m.startswith("runner.train")}
+
+
+def test_starting_a_command_does_not_import_the_heavy_libraries_it_may_not_use():
+    """Every CLI process, Tune trial actor and Ray Train worker imports the runner first; the
+    libraries only some of them use are imported where they are used (BENCHMARKS.md, pair 8)."""
+    import subprocess
+    import sys
+    heavy = ("audiomentations", "sklearn", "matplotlib", "scipy.signal")
+    done = subprocess.run([sys.executable, "-c", "import sys, runner.tune, runner.train, "
+                           "emoref.ray_train; print(' '.join(sorted(sys.modules)))"],
+                          cwd=ROOT, capture_output=True, text=True, check=True)
+    loaded = set(done.stdout.split())
+    assert not [name for name in heavy if name in loaded]

@@ -26,7 +26,6 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from emoref import figures
 from emoref.config import RunConfig, as_overrides
 from emoref.summary import CV_COLUMNS, markdown_table, seed_metrics, stage_table, write_csv
 
@@ -175,6 +174,7 @@ def write_seed(folder: Path, method: str, config: RunConfig, outcome: Result,
 def save_figures(folder: Path, method: str, config: RunConfig, outcome: Result,
                  rows: list[dict], extras: list[dict], classes: tuple[str, ...]) -> None:
     import matplotlib.pyplot as plt
+    from emoref import figures  # matplotlib: imported by the processes that draw, only
     made = {}
     kind = reading(method).figures
     if kind == "curves":

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from audiomentations import AddGaussianSNR, ApplyImpulseResponse, Compose, Gain, PitchShift
 
 from emoref.config import AugmentConfig
 
@@ -53,6 +52,9 @@ class Augmenter:
     """Callable (samples,) float32 -> (samples,) float32 augmented view, reproducible per call seed."""
 
     def __init__(self, config: AugmentConfig, sample_rate: int, cache_dir: str | Path) -> None:
+        # Imported here, not at the top: audiomentations pulls in scipy.signal (~2 s), which every
+        # process that imports emoref (each Ray worker) would pay even when it never augments.
+        from audiomentations import AddGaussianSNR, ApplyImpulseResponse, Compose, Gain, PitchShift
         self.sample_rate = sample_rate
         ir_dir = (Path(cache_dir).expanduser() / "impulse_responses" /
                   f"v{IMPULSE_RESPONSES_VERSION}_{sample_rate}_{config.reverb_rt60[0]:g}_"

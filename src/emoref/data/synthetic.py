@@ -30,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import lfilter
 
 from emoref.config import SyntheticConfig
 from emoref.data.manifest import Manifest, Utterance
@@ -133,6 +132,7 @@ def _rate(mixture: np.ndarray, n_raters: int, rng: np.random.Generator) -> np.nd
 def _render(mixture: np.ndarray, classes: tuple[str, ...], speaker: dict, duration: float,
             sr: int, rng: np.random.Generator) -> np.ndarray:
     """(samples,) float32 waveform in [-1, 1]."""
+    from scipy.signal import lfilter  # here: scipy.signal takes ~1 s to import
     table = np.array([EMOTION_PROSODY[c] for c in classes])  # (K, 8)
     mean = mixture @ table
     n = int(duration * sr)

@@ -20,7 +20,6 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from sklearn.ensemble import RandomForestClassifier
 from torch.nn import functional as F
 
 from emoref.config import ConfigError, RunConfig
@@ -397,5 +396,6 @@ def forest_labels(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, sco
                   utterances: list, trees: int, seed: int) -> np.ndarray:
     """scikit-learn's random forest with its default settings (Sec. 4.1), seeded, fitted on the
     utterances at positions `fit` and labelling those at `score` (tests check the two apart)."""
+    from sklearn.ensemble import RandomForestClassifier  # here: scikit-learn imports in ~1 s
     forest = RandomForestClassifier(n_estimators=trees, random_state=seed % 2**32)
     return forest.fit(features[fit], labels[fit]).predict(features[score])
