@@ -376,35 +376,23 @@ def test_a_trial_that_raises_leaves_its_runs_failed_not_running(tmp_path, smoke_
     assert "SafetensorError: Error while deserializing" in seed_run.data.tags["error"]  # its summary
 
 
-def test_asha_sweep_ends_with_no_run_failed_or_left_running(tmp_path, smoke_cache):
-    # ASHA ends a trial inside its report (a stop, or max_t reached after the last seed); the
-    # configuration's record must still say FINISHED, or KILLED for a stopped one, never FAILED.
-    done = cli("runner.tune", "ipr", "--smoke-test", "--scheduler", "asha", "--num-samples", 3,
-               "--no-baselines", "--storage-path", tmp_path / "sweeps", "--name", "asha",
-               "--quiet", "--tracking-uri", store(tmp_path),
-               f"corpus.cache_dir={smoke_cache}")
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    record = json.loads((tmp_path / "sweeps" / "asha" / "sweep.json").read_text())
-    assert record["scheduler"] == "asha"
-    statuses = Counter((r.data.tags["emoref.kind"], r.info.status) for r in runs_of(store(tmp_path)))
-    assert statuses[("sweep", "FINISHED")] == 1
-    assert statuses[("configuration", "FINISHED")] + statuses[("configuration", "KILLED")] == 3
-    assert not {status for (_, status) in statuses} - {"FINISHED", "KILLED"}
-
-
-def test_a_diverging_configuration_fails_alone_and_the_sweep_goes_on(tmp_path, smoke_cache):
-    # tau = 1e-40 makes Eq. 5's similarities / tau overflow float32: the contrastive term is NaN
-    # from the first refinement step. That configuration is recorded as failed, Optuna is told
-    # the worst score, and the other configuration finishes.
+def test_under_asha_a_diverging_configuration_fails_alone_and_the_sweep_goes_on(tmp_path,
+                                                                               smoke_cache):
+    """One sweep, two properties. tau = 1e-40 makes Eq. 5's similarities / tau overflow float32:
+    the contrastive term is NaN from the first refinement step. That configuration is recorded as
+    failed, Optuna is told the worst score, and the others go on. ASHA ends a trial inside its
+    report (a stop, or max_t reached after the last seed): those configurations' records must
+    say FINISHED, or KILLED for a stopped one, never FAILED."""
     space = tmp_path / "space.yaml"
     space.write_text("ipr:\n  ipr.tau: {choice: [0.07, 1.0e-40]}\n"
                      "  ipr.gamma: {uniform: [0.9, 0.999]}\n")
-    done = cli("runner.tune", "ipr", "--smoke-test", "--num-samples", 4, "--seeds", 1,
-               "--no-baselines", "--space", space, "--storage-path", tmp_path / "sweeps",
-               "--name", "diverge", "--quiet", "--tracking-uri", store(tmp_path),
-               f"corpus.cache_dir={smoke_cache}")
+    done = cli("runner.tune", "ipr", "--smoke-test", "--scheduler", "asha", "--num-samples", 4,
+               "--seeds", 2, "--no-baselines", "--space", space, "--storage-path",
+               tmp_path / "sweeps", "--name", "diverge", "--quiet", "--tracking-uri",
+               store(tmp_path), f"corpus.cache_dir={smoke_cache}")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     folder = tmp_path / "sweeps" / "diverge"
+    assert json.loads((folder / "sweep.json").read_text())["scheduler"] == "asha"
     failed = sorted(folder.glob("trials/*/failed.txt"))
     finished = sorted(folder.glob("trials/*/seed0/config.txt"))
     assert failed and finished, "expected both a diverged and a finished configuration"
@@ -412,12 +400,17 @@ def test_a_diverging_configuration_fails_alone_and_the_sweep_goes_on(tmp_path, s
     for path in failed:
         assert json.loads((path.parent / "params.json").read_text())["ipr.tau"] < 1e-30
     assert "configuration(s) failed" in (folder / "report.md").read_text()
-    configs = [r for r in runs_of(store(tmp_path)) if r.data.tags["emoref.kind"] == "configuration"]
+    runs = runs_of(store(tmp_path))
+    configs = [r for r in runs if r.data.tags["emoref.kind"] == "configuration"]
     statuses = {r.data.tags["emoref.trial"]: r.info.status for r in configs}
-    assert {statuses[p.parent.name] for p in failed} == {"FAILED"}
-    assert {statuses[p.parents[1].name] for p in finished} == {"FINISHED"}
+    assert len(statuses) == 4 and {statuses[p.parent.name] for p in failed} == {"FAILED"}
+    others = {t: s for t, s in statuses.items() if t not in {p.parent.name for p in failed}}
+    assert others and set(others.values()) <= {"FINISHED", "KILLED"}, statuses
+    assert {statuses[p.parents[1].name] for p in finished} <= {"FINISHED", "KILLED"}
     reasons = [r.data.tags.get("error", "") for r in configs if r.info.status == "FAILED"]
     assert all("Diverged" in reason and "contrastive" in reason for reason in reasons), reasons
+    (sweep_run,) = [r for r in runs if r.data.tags["emoref.kind"] == "sweep"]
+    assert sweep_run.info.status == "FINISHED"
     # Optuna was told the worst score for it (Tune's record of the trial's last report).
     results = [json.loads(line) for path in (folder / "tune").glob("*/result.json")
                for line in path.read_text().splitlines() if line.strip()]
