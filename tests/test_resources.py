@@ -88,3 +88,11 @@ def test_the_command_line_stops_before_ray_starts(tmp_path):
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert lines[-1].startswith("error: encoder.model=facebook/wav2vec2-base")
     assert "Ray" not in done.stderr and not (tmp_path / "out").exists()
+
+
+def test_ray_address_local_means_no_cluster_and_an_address_means_one(monkeypatch):
+    from emoref import ray_train
+    monkeypatch.setenv("RAY_ADDRESS", "local")  # Ray's value for "start a private instance"
+    assert ray_train.cluster_address() is None
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    assert ray_train.cluster_address() == "10.0.0.1:6379"

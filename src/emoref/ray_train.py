@@ -151,13 +151,14 @@ def stale_ray_address(timeout_s: float = 2.0) -> str | None:
 
 def cluster_address() -> str | None:
     """The Ray cluster a command here would join: RAY_ADDRESS, or the live one `ray start` (or
-    `ray up`) left on this machine; None when a local instance would be started."""
+    `ray up`) left on this machine; None when a local instance would be started (also for
+    RAY_ADDRESS=local, Ray's value for "always start a private instance")."""
     import os
 
     from ray._private.utils import read_ray_address
 
     if os.environ.get("RAY_ADDRESS"):
-        return os.environ["RAY_ADDRESS"]
+        return None if os.environ["RAY_ADDRESS"] == "local" else os.environ["RAY_ADDRESS"]
     address = read_ray_address()
     return address if address and stale_ray_address() is None else None
 
