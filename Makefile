@@ -18,8 +18,8 @@ install: $(VENV)/.installed
 browser:  # headless Chromium for the MLflow UI test (skips with the reason where it cannot)
 	bash tests/install-browser.sh
 
-test: install browser  # two streams, one per core: see tests/conftest.py
-	$(PY) -m pytest -q --durations=15 -n 2 --dist loadgroup
+test: install browser
+	$(PY) -m pytest -q --durations=15
 
 demo: install
 	$(PY) -m runner.tune ipr

@@ -12,20 +12,6 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parents[1]
 EMODB = Path(os.environ.get("EMOREF_EMODB", REPO.parent / "shared" / "data" / "emodb"))
 
-# `make test` runs the suite as two streams, one per core (pytest -n 2 --dist loadgroup): "side"
-# holds tests that use no Ray cluster but their own private one (the benchmarks, whose commands
-# run with RAY_ADDRESS=local) or none at all (the methods, in process); "main" holds the rest, one
-# after another as before. The split matters: a multi-node test writes Ray's address file, and a
-# command in a concurrent test would join that cluster; nothing in "side" reads that file.
-SIDE = ("test_bench.py", "methods")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        parts = item.path.relative_to(REPO / "tests").parts
-        side = parts[0] in SIDE
-        item.add_marker(pytest.mark.xdist_group("side" if side else "main"))
-
 
 def write_tone(path: Path, seconds: float = 0.3, sr: int = 16000, channels: int = 1,
                freq: float = 220.0) -> Path:

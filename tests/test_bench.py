@@ -13,14 +13,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# A private Ray instance for every command here (tests/conftest.py: this file runs beside the
-# others, and must never join the cluster of a multi-node test).
-PRIVATE_RAY = {"RAY_ADDRESS": "local"}
 
 
 def test_bench_quick_runs_every_pair_and_prints_ratios(tmp_path):
     out = tmp_path / "bench.json"
-    env = {**os.environ, **PRIVATE_RAY, "EMOREF_EMODB": str(tmp_path / "absent")}  # synthetic
+    env = {**os.environ, "EMOREF_EMODB": str(tmp_path / "absent")}  # the synthetic fallback
     done = subprocess.run([sys.executable, "-m", "bench", "--quick", "--json", str(out),
                            "--work", str(tmp_path / "work")], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=900)
@@ -47,7 +44,7 @@ def test_bench_refuses_an_unknown_pair():
 def test_gpu_check_dry_run_runs_every_step_and_writes_its_report(tmp_path):
     """`python -m bench.gpu --dry-run`: the GPU check's steps at tiny sizes on the CPU (its figures
     mean nothing; the real ones come from a GPU, BENCHMARKS.md)."""
-    env = {**os.environ, **PRIVATE_RAY, "EMOREF_EMODB": str(tmp_path / "absent")}
+    env = {**os.environ, "EMOREF_EMODB": str(tmp_path / "absent")}
     # A generous budget: on a loaded 2-core machine the IPR step alone can take 2-3 minutes.
     done = subprocess.run([sys.executable, "-m", "bench.gpu", str(tmp_path / "out"), "--dry-run",
                            "--budget", "900"],
