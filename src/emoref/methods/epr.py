@@ -312,9 +312,9 @@ def train_network(network: VGG, bank: SegmentBank, fit_segs: np.ndarray, val_seg
                   runtime: Runtime = LOCAL, saved: dict[str, Any] | None = None) -> None:
     """Adam, step decay (x lr_decay every lr_decay_epochs), soft cross-entropy against `targets`
     (Eq. 4; one-hot targets make it plain cross-entropy), early stopping with `patience` on the
-    validation loss or segment accuracy (epr.monitor); the best validation epoch's weights are kept. Data-parallel over the
-    runtime's ranks (each its shard of every global batch of epr.batch_size segments); `saved`
-    resumes after the epoch it was taken at."""
+    validation loss or segment accuracy (epr.monitor); the best validation epoch's weights are
+    kept. Data-parallel over the runtime's ranks (each its shard of every global batch of
+    epr.batch_size segments); `saved` resumes after the epoch it was taken at."""
     e = config.epr
     mean, std = norm
     net = runtime.prepare(network)  # DDP-wrapped with several workers
