@@ -13,6 +13,7 @@
 # every stage table and the last stage against stage 1 paired per row, to OUT/report.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source studies/common.sh
 PY=${PY:-.venv/bin/python}
 EMODB=${EMODB:-$(cd .. && pwd)/shared/data/emodb}
 OUT=${OUT:-runs/studies/epr}
@@ -21,13 +22,7 @@ NESTED_SEEDS=${NESTED_SEEDS:-3}
 mkdir -p "$OUT"
 CORPUS=(corpus.name=emodb "corpus.root=$EMODB")
 
-timed() {  # name, command...: run it, log its wall time
-  local name=$1 start=$SECONDS
-  shift
-  echo "== $name: $*"
-  "$@"
-  echo "$(date '+%F %T') $name $((SECONDS - start)) s: $*" >> "$OUT/times.log"
-}
+timed() { timed_to "$OUT/times.log" "$@"; }  # name, command...: run it, log its wall time
 
 seed() {  # row, seed, overrides...: one seed of one row, through Ray Train (resumable)
   local row=$1 k=$2

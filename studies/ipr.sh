@@ -11,6 +11,7 @@
 # names the corpus folder. SAMPLES (default 24) configurations x SEEDS (default 5) per sweep.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source studies/common.sh
 PY=${PY:-.venv/bin/python}
 EMODB=${EMODB:-$(cd .. && pwd)/shared/data/emodb}
 SAMPLES=${SAMPLES:-24}
@@ -18,13 +19,7 @@ SEEDS=${SEEDS:-5}
 ROOT=runs/studies/ipr
 mkdir -p "$ROOT"
 
-timed() {  # name, command...: run it, log its wall time
-  local name=$1 start=$SECONDS
-  shift
-  echo "== $name: $*"
-  "$@"
-  echo "$(date '+%F %T') $name $((SECONDS - start)) s: $*" >> "$ROOT/times.log"
-}
+timed() { timed_to "$ROOT/times.log" "$@"; }  # name, command...: run it, log its wall time
 
 sweep() {  # setting, method, overrides...: a resumable sweep named <setting>-<method>
   local setting=$1 method=$2
@@ -36,11 +31,22 @@ sweep() {  # setting, method, overrides...: a resumable sweep named <setting>-<m
     --tracking-uri "sqlite:///$PWD/$ROOT/mlflow.db" "${resume[@]}"
 }
 
+flip() {  # file, key, a, b: b when the file sets key=a, else a
+  if grep -qx "$2=$3" "$1"; then echo "$4"; else echo "$3"; fi
+}
+
 ablations() {  # setting: IPR's best configuration and its oracles/ablations, 5 seeds each
   local setting=$1 best="$ROOT/sweeps/$1-ipr/best.txt" out="$ROOT/$1"
+  # The readings that are choices (mu schedule, Eq. 7 form, D1 in the update) are ablated by
+  # flipping whatever the sweep chose, so no row repeats the best configuration itself.
+  local mu beta d1
+  mu=$(flip "$best" ipr.mu_schedule constant beta)
+  beta=$(flip "$best" ipr.beta_form printed ramp)
+  d1=$(flip "$best" ipr.d1_in_update false true)
   local -a rows=("ipr_oracle ipr.pseudo_labels=oracle" "ipr_classifier ipr.pseudo_labels=classifier"
                  "ipr_mu0 ipr.mu=0" "ipr_fixed ipr.gamma=1.0" "ipr_soft ipr.prototype_update=soft"
-                 "ipr_d1update ipr.d1_in_update=true" "ipr_mubeta ipr.mu_schedule=beta")
+                 "ipr_d1update_$d1 ipr.d1_in_update=$d1" "ipr_mu_$mu ipr.mu_schedule=$mu"
+                 "ipr_beta_$beta ipr.beta_form=$beta")
   timed "train $setting ipr" "$PY" -m runner.train ipr --config "$best" --seeds "$SEEDS" \
     --quiet --out "$out"
   for row in "${rows[@]}"; do
