@@ -126,6 +126,9 @@ def test_rank_split_keeps_tier_sizes_and_gives_each_tier_the_corpus_class_mix():
     ranked = ambiguity_split(m, dataclasses.replace(config, by="rank"))
     for part in ("d1", "d2", "d3"):
         assert len(getattr(ranked, part)) == len(getattr(plain, part))  # the tier sizes as today
+    assert not ranked.excluded  # the tiers take every eligible utterance: none lost to rounding,
+    ids = [u.id for part in ("d1", "d2", "d3") for u in getattr(ranked, part)]
+    assert len(ids) == len(set(ids)) == len(m.utterances)  # and none in two tiers
     total = {c: sum(u.label == c for u in m.utterances) for c in m.classes}
     for part in ("d1", "d2", "d3"):
         members = getattr(ranked, part)

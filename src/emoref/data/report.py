@@ -50,9 +50,13 @@ def describe(manifest: Manifest, split: AmbiguitySplit | KFoldSplit, config: Run
                 + [manifest.class_counts()[c]] for c in manifest.classes]
         rows.append(["total"] + [len(p) for p in parts.values()] + [len(manifest)])
         s = config.split
-        rule = (f"thresholds d1 >= {s.d1_min_agreement:g}, d2 >= {s.d2_min_agreement:g}, "
-                f"d3 >= {s.d3_min_agreement:g}" if s.by == "thresholds" else
-                f"sizes {s.d1_size}/{s.d2_size}/{s.d3_size}")
+        thresholds = (f"thresholds d1 >= {s.d1_min_agreement:g}, d2 >= {s.d2_min_agreement:g}, "
+                      f"d3 >= {s.d3_min_agreement:g}")
+        sizes = f"sizes {s.d1_size}/{s.d2_size}/{s.d3_size}"
+        explicit = bool(s.d1_size and s.d2_size and s.d3_size)
+        rule = {"thresholds": thresholds, "sizes": sizes,
+                "rank": "ranked within each class, tier sizes of the "
+                        + (sizes if explicit else thresholds)}[s.by]
         out.append(f"ambiguity split ({rule}; dev = {s.dev_fraction:g} of D2):")
         out.append(_table(["class", "D1", "D2", "dev", "D3", "excluded", "all"], rows))
     else:

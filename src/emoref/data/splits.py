@@ -126,8 +126,9 @@ def ranked_within_classes(manifest: Manifest, config: SplitConfig, ranked: list[
     """split.by=rank: the tier sizes n1, n2, n3 of the thresholds (or d*_size when all three are
     set), filled class by class. Of the N utterances taking part, class c (n_c of them) gives its
     n_c * n1 / N most agreed utterances to D1, the next n_c * n2 / N to D2 and its n_c * n3 / N
-    least agreed to D3 (largest remainders keep the tier sizes exact), so every tier has the
-    corpus's class mix and D3 no longer measures a shift of the class prior."""
+    least agreed to D3 (largest remainders keep the tier sizes exact, to within one utterance per
+    class and tier), so every tier has the corpus's class mix and D3 no longer measures a shift of
+    the class prior."""
     if config.d1_size and config.d2_size and config.d3_size:
         eligible = ranked
         sizes = (config.d1_size, config.d2_size, config.d3_size)
@@ -139,8 +140,15 @@ def ranked_within_classes(manifest: Manifest, config: SplitConfig, ranked: list[
         n1 = sum(u.agreement >= config.d1_min_agreement - _EPS for u in eligible)
         n2 = sum(u.agreement >= config.d2_min_agreement - _EPS for u in eligible) - n1
         sizes = (n1, n2, len(eligible) - n1 - n2)
-    counts = {c: sum(u.label == c for u in eligible) for c in manifest.classes}
-    quotas = [apportion(counts, size, len(eligible)) for size in sizes]
+    # Quotas tier by tier (D1, then D3, then D2), each apportioned over what the tiers before it
+    # left of every class: a class's quotas then never sum to more than it holds, and when the
+    # tiers take every eligible utterance (the thresholds' sizes) none is left over by rounding.
+    left = {c: sum(u.label == c for u in eligible) for c in manifest.classes}
+    remaining, quotas = len(eligible), [{}, {}, {}]
+    for tier in (0, 2, 1):
+        quotas[tier] = apportion(left, sizes[tier], remaining)
+        left = {c: left[c] - quotas[tier][c] for c in left}
+        remaining -= sizes[tier]
     d1, d2, d3 = [], [], []
     for c in manifest.classes:  # `ranked` order: most agreed first, hashed ties
         members = [u for u in eligible if u.label == c]
