@@ -92,6 +92,9 @@ def ambiguity_split(manifest: Manifest, config: SplitConfig) -> AmbiguitySplit:
         d2 = ranked[config.d1_size:config.d1_size + config.d2_size]
         d3 = ranked[len(ranked) - config.d3_size:]
     chosen = {u.id for u in (*d1, *d2, *d3)}
+    # Every rule above must deal each utterance to one tier at most: one in D2 (or dev) and D3
+    # would train on, or select by, a test utterance.
+    assert len(chosen) == len(d1) + len(d2) + len(d3), "an utterance was dealt to two tiers"
     excluded = [u for u in ranked if u.id not in chosen]
 
     # Dev: per class, the first round(dev_fraction * n) D2 members in seeded hash order.
