@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from emoref.config import ConfigError
-from emoref.record import finished_seeds, outcome, reading, results_tables, seed_config
+from emoref.record import (finished_seeds, outcome, reading, results_tables, seed_config,
+                           seed_rows)
 from emoref.summary import aggregate, mean_std, pm
 from emoref.sweep import paired_p, write_report
 from runner._cli import fail
@@ -95,7 +96,24 @@ def epr_configs(run: Path, rows: list[str]) -> dict[str, Any]:
     return configs
 
 
-def report(run: Path) -> str:
+def agreement_figures(run: Path, by_seed: dict[str, dict[int, dict[str, float]]]) -> list[Path]:
+    """IPR Fig. 3 averaged over seeds, one figure per row whose seeds report pseudo-label
+    agreement: <run>/figures/agreement_<row>.png."""
+    from emoref.figures import agreement_over_seeds, plt
+    written = []
+    for row in by_seed:
+        seeds = [seed_rows(folder) for folder in finished_seeds(run / row).values()]
+        if any("agreement_model" in r for rows in seeds for r in rows) and max(map(len, seeds)) > 1:
+            path = run / "figures" / f"agreement_{row}.png"
+            path.parent.mkdir(exist_ok=True)
+            fig = agreement_over_seeds(seeds, row)
+            fig.savefig(path, dpi=120)
+            plt.close(fig)
+            written.append(path)
+    return written
+
+
+def report(run: Path, figures: bool = False) -> str:
     if (run / "sweep.json").is_file():
         try:
             return write_report(run)
@@ -123,6 +141,8 @@ def report(run: Path) -> str:
         paired = paired_table(by_seed)
         if paired:
             parts.append(paired)
+    if figures:
+        parts += [f"figure: {path}" for path in agreement_figures(run, by_seed)]
     summary = run / "summary.json"
     if summary.exists():
         walls = {m: [s["wall_s"] for s in rows]
@@ -136,8 +156,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m runner.report",
                                      description=__doc__.splitlines()[0].split(": ", 1)[1])
     parser.add_argument("runs", nargs="+", type=Path, help="folders written by runner.train --out or by runner.tune")
+    parser.add_argument("--figures", action="store_true",
+                        help="also write, for each runner.train folder, the pseudo-label agreement "
+                             "curves (IPR Fig. 3) averaged over seeds to <folder>/figures/")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    print("\n\n".join(report(run) for run in args.runs))
+    print("\n\n".join(report(run, args.figures) for run in args.runs))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,33 @@ def agreement_curves(rows: Sequence[Mapping[str, float]]) -> Figure:
     return fig
 
 
+def agreement_over_seeds(seeds: Sequence[Sequence[Mapping[str, float]]], title: str) -> Figure:
+    """IPR Fig. 3 over seeds: per epoch, the mean and (shaded) sample std over the seeds that
+    report it of prototype-assigned and model-generated agreement with D2's hidden labels."""
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for key, name in (("agreement_prototype", "prototype-assigned"),
+                      ("agreement_model", "model-generated")):
+        by_epoch: dict[float, list[float]] = {}
+        for rows in seeds:
+            for r in rows:
+                if key in r:
+                    by_epoch.setdefault(r["epoch"], []).append(r[key])
+        if not by_epoch:
+            continue
+        epochs = sorted(by_epoch)
+        mean = np.array([np.mean(by_epoch[e]) for e in epochs])
+        std = np.array([np.std(by_epoch[e], ddof=1) if len(by_epoch[e]) > 1 else 0.0
+                        for e in epochs])
+        line, = ax.plot(epochs, mean, marker="o", markersize=3, label=name)
+        ax.fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("agreement with hidden D2 labels")
+    ax.set_title(f"{title} ({len(seeds)} seeds, mean ± std)", fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
 def similarity_matrix(matrix: Sequence[Sequence[float]], classes: Sequence[str],
                       title: str = "prototype cosine similarity") -> Figure:
     """IPR Fig. 2: cosine similarity between class prototypes."""

@@ -174,3 +174,18 @@ def test_report_rebuilds_the_summary_from_the_run_folder(trained):
     assert trained_rows and trained_rows <= set(done.stdout.splitlines())
     missing = cli("runner.report", root / "nowhere")
     assert missing.returncode == 2 and "nowhere" in missing.stderr
+
+
+def test_report_draws_agreement_curves_averaged_over_seeds(trained):
+    root, _, _ = trained
+    done = cli("runner.report", root / "out", "--figures")
+    assert done.returncode == 0, done.stderr
+    assert (root / "out" / "figures" / "agreement_ipr.png").stat().st_size > 0
+    # The plotted curve is the per-epoch mean over the seeds' epochs.csv.
+    from emoref.figures import agreement_over_seeds
+    from emoref.record import seed_rows
+    seeds = [seed_rows(root / "out" / "ipr" / f"seed{k}") for k in (0, 1)]
+    line = next(l for l in agreement_over_seeds(seeds, "ipr").axes[0].lines
+                if l.get_label() == "model-generated")
+    expected = [(a["agreement_model"] + b["agreement_model"]) / 2 for a, b in zip(*seeds)]
+    assert list(line.get_ydata()) == pytest.approx(expected)
