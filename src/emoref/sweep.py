@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -363,6 +364,23 @@ def epr_stage1(best: Configuration) -> dict[int, dict[str, float]]:
             for s, row in best.seeds.items()}
 
 
+def objective_check(configs: Sequence[Configuration], seeds: int, test: str) -> str:
+    """Does the objective rank configurations the way the held-out numbers do? Spearman's rho
+    between mean dev UA and mean test UA over the configurations with all seeds. Reported, never
+    optimised: a small or unrepresentative dev part shows here as a rho near zero or below, and
+    then the best configuration by dev is no better on D3 than a typical one."""
+    from scipy import stats
+    done = [c for c in configs if len(c.seeds) >= seeds]
+    if len(done) < 3:
+        return f"Objective against {test} UA: fewer than 3 configurations with all seeds."
+    dev = [c.stat("dev")[0] for c in done]
+    held = [c.stat("test_ua")[0] for c in done]
+    rho, p = stats.spearmanr(dev, held)
+    return (f"Objective against {test} UA over the {len(done)} configurations with all seeds: "
+            f"Spearman rho {rho:+.2f} (p {p:.3f}); the best by dev UA has {test} UA "
+            f"{100 * held[0]:.2f}, the median configuration {100 * statistics.median(held):.2f}.")
+
+
 def write_report(folder: str | Path, top: int = 10) -> str:
     """Writes report.md, report.csv and best.txt into the sweep folder; returns the Markdown."""
     folder = Path(folder)
@@ -389,6 +407,7 @@ def write_report(folder: str | Path, top: int = 10) -> str:
         lines.append(f"| {rank} | {c.trial} | {len(c.seeds)} | {pm(*c.stat('dev'))} | "
                      + " | ".join(pm(*c.stat(f"test_{m}")) for m in ("wa", "ua", "f1")) + " | "
                      + " | ".join(_short(c.params.get(k)) for k in keys) + " |")
+    lines += ["", objective_check(configs, record["seeds"], test)]
     rows_csv = []
     for c in configs:
         row = {"trial": c.trial, "seeds": len(c.seeds)}
