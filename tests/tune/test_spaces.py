@@ -123,4 +123,3 @@ def test_cli_refuses_an_object_store_as_the_sweep_folder(tmp_path):
     assert done.returncode == 2 and "--storage-path s3:/bucket/sweeps: expected a directory" in \
         done.stderr, done.stderr
     assert not list(tmp_path.glob("s3*"))  # no folder named after the URI either
-
