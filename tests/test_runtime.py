@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from emoref.config import ConfigError, build_config
-from emoref.provenance import digest
+from emoref.provenance import code_digest, digest
 from emoref.runtime import LOCAL, Runtime, restore_rng, rng_state
 from emoref.methods.common import BatchCycle
 from emoref.record import ListReporter
@@ -50,6 +50,26 @@ def test_digest_sees_every_bit():
     assert digest(state) == digest(same)
     same["w"][1] = torch.nextafter(torch.tensor(1.0), torch.tensor(2.0))
     assert digest(state) != digest(same)
+
+
+def test_resumable_runs_are_keyed_by_the_sources_not_the_commit(tmp_path):
+    # A copy of the package: its digest changes with a source's bytes or name, not with the
+    # files beside the sources that do not train anything (docs, data, caches).
+    import shutil
+    from pathlib import Path
+    import emoref
+    package = tmp_path / "emoref"
+    shutil.copytree(Path(emoref.__file__).parent, package,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    before = code_digest.__wrapped__(package)
+    assert before == code_digest.__wrapped__(package) == code_digest()  # the installed one
+    (package / "NOTES.md").write_text("a doc beside the code")
+    assert code_digest.__wrapped__(package) == before
+    source = package / "methods" / "epr.py"
+    source.write_text(source.read_text() + "\n# a comment is a change too\n")
+    assert code_digest.__wrapped__(package) != before
+    source.rename(package / "methods" / "epr2.py")
+    assert code_digest.__wrapped__(package) != before
 
 
 def test_mixed_precision_is_for_gpu_workers_and_checked_before_anything_runs():

@@ -1,5 +1,6 @@
-"""What ran: the git commit of the code, recorded with every run and checkpoint, and a digest of
-weights and training state (cache keys, replicas in step)."""
+"""What ran: the git commit of the code, recorded with every run and checkpoint; a digest of the
+package's sources, which keys resumable runs; and a digest of weights and training state (cache
+keys, replicas in step)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,20 @@ def git_sha() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return sha + ("+dirty" if dirty else "")
+
+
+@functools.cache
+def code_digest(package: Path | None = None) -> str:
+    """SHA-256 of every Python source of the package (relative path and bytes, in path order):
+    what a resumable run is keyed by. Unlike the commit, it stays the same when only docs,
+    tests or scripts change, so a long run interrupted across such commits resumes; any change to
+    the code that trains changes it, and the run starts afresh. Installed wheels have it too."""
+    package = Path(__file__).resolve().parent if package is None else package
+    hasher = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        hasher.update(path.relative_to(package).as_posix().encode() + b"\0")
+        hasher.update(path.read_bytes() + b"\0")
+    return hasher.hexdigest()
 
 
 def digest(value: Any) -> str:

@@ -18,7 +18,7 @@ import torch
 
 from emoref.config import RunConfig, as_overrides, from_overrides
 from emoref.methods import METHODS
-from emoref.provenance import digest, git_sha
+from emoref.provenance import code_digest, digest, git_sha
 from emoref.record import Reporter, Result
 from emoref.runtime import Runtime
 
@@ -117,8 +117,10 @@ def worker_loop(payload: dict[str, Any]) -> tuple[Result, History, list[str]] | 
 def run_name(method: str, config: RunConfig, split_hash: str) -> str:
     """The Train run's name: no timestamp, so rerunning the same command (or a retried trial) finds
     and resumes its checkpoints; it names the method, corpus and seed, and hashes the resolved
-    config, the split and the code version, so any change starts a fresh run."""
-    what = "\n".join([*as_overrides(config), split_hash, git_sha()])
+    config, the split and the package's sources (provenance.code_digest), so a change to any of
+    them starts a fresh run. A commit that touches only docs, tests or scripts does not: an EPR
+    seed of several hours then resumes across it. The checkpoint still records the commit."""
+    what = "\n".join([*as_overrides(config), split_hash, code_digest()])
     key = hashlib.sha256(what.encode()).hexdigest()[:10]
     return f"{config.dist.name or method + '-' + config.corpus.name}-seed{config.seed}-{key}"
 
