@@ -27,8 +27,8 @@ QUICK = (*LOGMEL_CNN, "corpus.synthetic.n_utterances=96", "corpus.synthetic.max_
          "audio.max_seconds=1.5", "train.epochs=2", "train.warmup_epochs=1")
 
 
-def trainings(work: Path, tag: str, threads: int, seeds: list[int], overrides: list[str]
-              ) -> list[dict]:
+def trainings(work: Path, tag: str, threads: int, seeds: list[int], overrides: list[str],
+              what: str = "ipr") -> list[dict]:
     """Start one worker per seed, release them together, wait; their start and end times."""
     go = work / f"go-{tag}"
     procs, outs = [], []
@@ -36,7 +36,7 @@ def trainings(work: Path, tag: str, threads: int, seeds: list[int], overrides: l
         out = work / f"{tag}-seed{seed}.json"
         outs.append(out)
         procs.append(subprocess.Popen([sys.executable, "-m", "bench.worker", str(threads), str(go),
-                                       str(out), f"seed={seed}", *overrides]))
+                                       str(out), what, f"seed={seed}", *overrides]))
     while not all(out.with_suffix(".ready").exists() for out in outs):  # imports and data done
         if any(proc.poll() not in (None, 0) for proc in procs):
             raise RuntimeError("bench.worker failed before training")

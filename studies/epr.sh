@@ -21,6 +21,13 @@ EMODB=${EMODB:-$(cd .. && pwd)/shared/data/emodb}
 OUT=${OUT:-runs/studies/epr}
 SEEDS=${SEEDS:-5}
 NESTED_SEEDS=${NESTED_SEEDS:-3}
+# LANES seeds train side by side, each one Ray Train worker with CPUS threads. On 2 cores two lanes
+# of one thread each train more networks per hour than one seed with two threads (small
+# convolutions scale poorly across threads: BENCHMARKS.md, pair 9); every row uses the same
+# setting, so the protocols compare like with like. Lane i takes seeds i, i + LANES, ...: no two
+# lanes write the same seed folder.
+LANES=${LANES:-2}
+CPUS=${CPUS:-1}
 mkdir -p "$OUT"
 CORPUS=(corpus.name=emodb "corpus.root=$EMODB")
 
@@ -31,10 +38,13 @@ seed() {  # row, seed, overrides...: one seed of one row, through Ray Train (res
   shift 2
   [[ -f "$OUT/$row/seed$k/config.txt" ]] && return 0
   timed "$row seed$k" "$PY" -m runner.train epr "seed=$k" --seeds 1 --label "$row" --out "$OUT" \
-    --quiet workers=1 dist.cpus_per_worker=2 "${CORPUS[@]}" "$@"
+    --quiet workers=1 "dist.cpus_per_worker=$CPUS" "${CORPUS[@]}" "$@"
 }
 
-report() { "$PY" -m runner.report "$OUT" > "$OUT/report.md"; }
+report() {  # written whole, then moved: two lanes may report at once
+  local part="$OUT/report.md.$BASHPID"
+  "$PY" -m runner.report "$OUT" > "$part" && mv "$part" "$OUT/report.md"
+}
 
 [[ -f "$OUT/reference_cv/seed4/config.txt" ]] ||
   timed "reference" "$PY" -m runner.train reference split=kfold --seeds 5 --quiet --out "$OUT" \
@@ -46,10 +56,24 @@ run_seed() {  # protocol, seed: its pEPR and sEPR rows, then the report
   report
 }
 
-for ((k = 0; k < SEEDS; k++)); do  # paper and in_sample side by side, seed by seed
-  run_seed paper "$k"
-  run_seed in_sample "$k"
+lane() {  # first seed: paper and in_sample seed by seed, then nested
+  local k
+  for ((k = $1; k < SEEDS; k += LANES)); do
+    run_seed paper "$k"
+    run_seed in_sample "$k"
+  done
+  for ((k = $1; k < NESTED_SEEDS; k += LANES)); do
+    run_seed nested "$k"
+  done
+}
+
+pids=()
+for ((i = 0; i < LANES; i++)); do
+  lane "$i" &
+  pids+=($!)
 done
-for ((k = 0; k < NESTED_SEEDS; k++)); do
-  run_seed nested "$k"
+status=0
+for pid in "${pids[@]}"; do
+  wait "$pid" || status=1
 done
+exit $status
