@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -121,11 +122,16 @@ def main(argv: list[str] | None = None) -> dict:
                                         if reading(row).table == "stages"})
     text = f"mean ± std over {args.seeds} seed(s)\n\n" + "\n\n".join(tables)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(
-        {"split_hash": hashes, "preset": args.preset, "overrides": args.overrides,
-         "seeds": list(range(base.seed, base.seed + args.seeds)), "methods": summaries,
-         "per_seed": per_seed}, indent=2))
-    (out / "summary.md").write_text(text + "\n")
+    # Written whole, then renamed: several runner.train commands may share one --out folder (one
+    # row or seed each, side by side), and a reader never sees half a file. The last one wins;
+    # runner.report rebuilds every row from the seed folders.
+    for name, content in (("summary.json", json.dumps(
+            {"split_hash": hashes, "preset": args.preset, "overrides": args.overrides,
+             "seeds": list(range(base.seed, base.seed + args.seeds)), "methods": summaries,
+             "per_seed": per_seed}, indent=2)), ("summary.md", text + "\n")):
+        part = out / f"{name}.{os.getpid()}"
+        part.write_text(content)
+        os.replace(part, out / name)
     print("\n" + text)
     return summaries
 
