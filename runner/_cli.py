@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from emoref.config import ConfigError
+from emoref.config import ConfigError, RunConfig
 from emoref.data.manifest import DataError
 
 # Both commands' --help ends with this: EPR's protocols differ in what they cost.
@@ -49,3 +49,13 @@ def fail(message: str) -> NoReturn:
 
 
 USER_ERRORS = (ConfigError, DataError)
+
+
+def in_process_threads(config: RunConfig) -> None:
+    """A run without Ray Train workers (workers=0: a sweep's trial, or runner.train) computes with
+    int(dist.cpus_per_worker) torch threads, at least 1. The thread count changes the order of
+    floating-point sums, which training amplifies; one rule for both commands is what lets
+    `runner.train --config best.txt` rerun a sweep's seeds bit for bit."""
+    if not config.workers:
+        import torch
+        torch.set_num_threads(max(1, int(config.dist.cpus_per_worker)))

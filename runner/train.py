@@ -40,7 +40,8 @@ from emoref.methods import METHODS
 from emoref.methods.common import Diverged
 from emoref.record import reading, results_tables
 from emoref.summary import aggregate, seed_metrics
-from runner._cli import EPR_HELP, USER_ERRORS, expand, fail, read_overrides
+from runner._cli import (EPR_HELP, USER_ERRORS, expand, fail, in_process_threads,
+                         read_overrides)
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m runner.train", epilog=EPR_HELP,
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
         hashes[name] = split.hash
         print(f"{name}: split {split.hash}", flush=True)
         for config in (dataclasses.replace(base, seed=base.seed + i) for i in range(args.seeds)):
+            in_process_threads(config)  # workers=0: as a sweep's trial computes
             try:
                 result, wall = train_seed(method, config, split,
                                           out / name / f"seed{config.seed}", quiet=args.quiet)

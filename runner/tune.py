@@ -47,7 +47,7 @@ from emoref.record import finished_seeds, outcome
 from emoref.sweep import (FAILED_SCORE, REFERENCES, Range, apply_params, caveat, new_record,
                           read_record, read_sweep, searched, start_point, sweep_folder,
                           trial_report, write_report)
-from runner._cli import EPR_HELP, USER_ERRORS, expand, fail
+from runner._cli import EPR_HELP, USER_ERRORS, expand, fail, in_process_threads
 from runner.storage import check_storage, check_storage_path
 from runner.tracking import (LiveCurves, SweepRuns, log_configuration, log_seed, reference_metrics,
                              tracking_uri)
@@ -150,8 +150,10 @@ def resolve(args: argparse.Namespace) -> tuple[RunConfig, dict[str, Range], Any]
     checked before Ray starts; exits 2 naming the key or file on bad input."""
     overrides = expand(args.overrides)
     workers = args.workers_per_trial or args.gpus_per_trial
+    # The CPUs a seed computes with, in every trial's config (in-process trials: its threads).
+    overrides += [f"dist.cpus_per_worker={args.cpus_per_trial}"]
     if workers:
-        overrides += [f"workers={workers}", f"dist.cpus_per_worker={args.cpus_per_trial}"]
+        overrides.append(f"workers={workers}")
     if args.gpus_per_trial:
         overrides.append("gpu=true")
     try:
@@ -185,7 +187,7 @@ def run_configuration(params: dict[str, Any], plan: Plan, split: Any) -> None:
     # Each seed's Ray Train run is named after the trial (no timestamp): a retried trial resumes it.
     config = dataclasses.replace(config, dist=dataclasses.replace(
         config.dist, name=f"{trial}-{method}", storage=config.dist.storage or str(sweep / "train")))
-    torch_threads(config)
+    in_process_threads(config)  # the CPUs it reserved: dist.cpus_per_worker
     done = {s: outcome(method, d) for s, d in finished_seeds(folder).items()}
     runs, tracker = plan.runs, plan.runs.tracker
     config_run = runs.configuration(trial, method, params)
@@ -251,13 +253,6 @@ def run_references(plan: Plan, split: Any, base: RunConfig) -> None:
                            folder / f"seed{seed}", quiet=True)
         plan.runs.reference(name, config, folder / f"seed{base.seed}", split.hash)
     plan.runs.tracker.metrics(plan.runs.sweep_run, [reference_metrics(sweep)])
-
-
-def torch_threads(config: RunConfig) -> None:
-    """An in-process trial computes with the CPUs it reserved (Ray sets OMP_NUM_THREADS to them)."""
-    import torch
-    if not config.workers:
-        torch.set_num_threads(max(1, int(float(os.environ.get("OMP_NUM_THREADS", "1")))))
 
 
 # ----------------------------------------------------------------------------------------------------

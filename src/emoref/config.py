@@ -359,7 +359,9 @@ PLACEMENTS = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
 class DistConfig:
     """How Ray Train runs a method when `workers` > 0 (see emoref.ray_train)."""
 
-    cpus_per_worker: float = 1.0  # CPUs each worker reserves (0.5 lets two share a core in tests)
+    # CPUs each worker reserves (0.5 lets two share a core in tests); with workers=0 the run's
+    # torch threads, int(cpus_per_worker) and at least 1 (runner._cli.in_process_threads).
+    cpus_per_worker: float = 1.0
     max_failures: int = 2  # worker-group restarts Ray Train makes, each resuming from a checkpoint
     # Placement of the workers' bundles: PACK fills a node first; STRICT_SPREAD one worker per node.
     placement: str = "PACK"
