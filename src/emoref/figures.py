@@ -12,18 +12,26 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 
+# The two pseudo-label sources of IPR Fig. 3: (epochs.csv column, legend name).
+AGREEMENT_CURVES = (("agreement_prototype", "prototype-assigned"),
+                    ("agreement_model", "model-generated"))
+
+
+def _agreement_axes(ax) -> None:
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("agreement with hidden D2 labels")
+    ax.legend()
+
+
 def agreement_curves(rows: Sequence[Mapping[str, float]]) -> Figure:
     """IPR Fig. 3: agreement of D2 pseudo labels with D2's hidden truth per epoch, prototype-assigned
     vs model-generated."""
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    for key, name in (("agreement_prototype", "prototype-assigned"),
-                      ("agreement_model", "model-generated")):
+    for key, name in AGREEMENT_CURVES:
         points = [(r["epoch"], r[key]) for r in rows if key in r]
         if points:
             ax.plot(*zip(*points), marker="o", markersize=3, label=name)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("agreement with hidden D2 labels")
-    ax.legend()
+    _agreement_axes(ax)
     fig.tight_layout()
     return fig
 
@@ -32,8 +40,7 @@ def agreement_over_seeds(seeds: Sequence[Sequence[Mapping[str, float]]], title: 
     """IPR Fig. 3 over seeds: per epoch, the mean and (shaded) sample std over the seeds that
     report it of prototype-assigned and model-generated agreement with D2's hidden labels."""
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    for key, name in (("agreement_prototype", "prototype-assigned"),
-                      ("agreement_model", "model-generated")):
+    for key, name in AGREEMENT_CURVES:
         by_epoch: dict[float, list[float]] = {}
         for rows in seeds:
             for r in rows:
@@ -47,10 +54,8 @@ def agreement_over_seeds(seeds: Sequence[Sequence[Mapping[str, float]]], title: 
                         for e in epochs])
         line, = ax.plot(epochs, mean, marker="o", markersize=3, label=name)
         ax.fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("agreement with hidden D2 labels")
     ax.set_title(f"{title} ({len(seeds)} seeds, mean ± std)", fontsize=9)
-    ax.legend()
+    _agreement_axes(ax)
     fig.tight_layout()
     return fig
 
