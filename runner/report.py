@@ -82,6 +82,35 @@ def stage_paired_table(seeds: dict[int, dict[str, float]], depth: int, name: str
             f"WA {cells[0]} (p {cells[1]}), UA {cells[2]} (p {cells[3]})")
 
 
+def epr_rows_paired_table(seeds: dict[str, dict[int, dict[str, float]]],
+                          configs: dict[str, Any]) -> str:
+    """EPR rows of the same kind (epr.labels) against each other, stage by stage up to the
+    shallower depth: row A minus row B over the seeds both finished (a seed has the same folds
+    and stage-1 initialisations in every row), with the two-sided paired t-test's p. This is the
+    table that says by how much a protocol (or an early-stopping monitor) moves the numbers."""
+    lines = ["EPR rows against each other, paired over the seeds both finished (points, the first "
+             "row minus the second):", "",
+             "| rows | seeds | stage | WA difference | p | UA difference | p |",
+             "|---|---|---|---|---|---|---|"]
+    names = sorted(configs)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            shared = sorted(set(seeds[a]) & set(seeds[b]))
+            if configs[a].labels != configs[b].labels or len(shared) < 2:
+                continue
+            for stage in range(1, min(configs[a].depth, configs[b].depth) + 1):
+                cells = []
+                for key in ("wa", "ua"):
+                    x = [seeds[a][s][f"final.stage{stage}_{key}"] for s in shared]
+                    y = [seeds[b][s][f"final.stage{stage}_{key}"] for s in shared]
+                    p = paired_p(x, y)
+                    cells += [f"{100 * mean_std([u - v for u, v in zip(x, y)])[0]:+.2f}",
+                              f"{p:.4f}{' (< 0.05)' if p < 0.05 else ''}"]
+                lines.append(f"| {a} - {b} | {len(shared)} | {stage} | " + " | ".join(cells)
+                             + " |")
+    return "\n".join(lines) if len(lines) > 4 else ""
+
+
 def epr_configs(run: Path, rows: list[str]) -> dict[str, Any]:
     """Each EPR row's EPRConfig; a row whose seeds ran under different epr.protocol values (or
     depths, or labels) would average unlike things, so it is refused with the fix."""
@@ -136,6 +165,8 @@ def report(run: Path, figures: bool = False) -> str:
     parts += results_tables(summaries, epr)
     parts += [line for row, e in epr.items()
               if (line := stage_paired_table(by_seed[row], e.depth, row))]
+    if across := epr_rows_paired_table({row: by_seed[row] for row in epr}, epr):
+        parts.append(across)
     if "ipr" in by_seed:
         parts.append(agreement_table(by_seed["ipr"]))
         paired = paired_table(by_seed)
