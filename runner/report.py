@@ -88,8 +88,9 @@ def epr_rows_paired_table(seeds: dict[str, dict[int, dict[str, float]]],
     shallower depth: row A minus row B over the seeds both finished (a seed has the same folds
     and stage-1 initialisations in every row), with the two-sided paired t-test's p. This is the
     table that says by how much a protocol (or an early-stopping monitor) moves the numbers."""
-    lines = ["EPR rows against each other, paired over the seeds both finished (points, the first "
-             "row minus the second):", "",
+    title = ("EPR rows against each other, paired over the seeds both finished (points, the "
+             "first row minus the second):")
+    lines = [title, "",
              "| rows | seeds | stage | WA difference | p | UA difference | p |",
              "|---|---|---|---|---|---|---|"]
     names = sorted(configs)
