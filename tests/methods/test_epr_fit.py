@@ -115,6 +115,29 @@ def test_every_network_starts_from_a_fresh_initialisation(smoke):
     assert len({round(v, 6) for *_, v in seen}) == len(seen)  # no network reuses another's start
 
 
+def test_a_seeds_stage_one_fold_networks_are_the_same_under_every_protocol_and_kind(
+        smoke, monkeypatch):
+    """Rows of one seed pair at stage 1 by construction (the same networks, bit for bit), so the
+    stage-1 difference between two protocols' rows is their forests' alone (runner.report pairs
+    EPR rows stage by stage)."""
+    config, split = smoke
+    weights = {}
+    for protocol in PROTOCOLS:
+        for labels in ("mixed", "soft"):
+            with monkeypatch.context() as patch:  # one spy at a time, not spies of spies
+                spy = Spy(patch)
+                epr.fit(smoke_config(config.corpus.cache_dir, f"epr.protocol={protocol}",
+                                     f"epr.labels={labels}"), split, ListReporter())
+            stage_one = spy.networks[:len(spy.jobs)]
+            weights[protocol, labels] = {n["job"].fold: n["weights"] for n in stage_one
+                                         if n["job"].inner < 0}
+            # Stage 2 trains other networks: the rows can differ from there on.
+            assert spy.networks[len(spy.jobs)]["weights"] != stage_one[0]["weights"]
+    first = weights["paper", "mixed"]
+    assert len(first) == len(split.folds)
+    assert all(w == first for w in weights.values())
+
+
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("labels", ["mixed", "static"])  # static reads other segments of the utterance
 def test_no_test_fold_utterance_reaches_its_folds_networks_or_forests(smoke, protocol, labels,
