@@ -45,6 +45,13 @@ def agreement_table(seeds: dict[int, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def paired_cells(a: list[float], b: list[float]) -> list[str]:
+    """Mean of a - b in points and the two-sided paired t-test's p, marked when below 0.05."""
+    p = paired_p(a, b)
+    return [f"{100 * mean_std([x - y for x, y in zip(a, b)])[0]:+.2f}",
+            f"{p:.4f}{' (< 0.05)' if p < 0.05 else ''}"]
+
+
 def paired_table(seeds: dict[str, dict[int, dict[str, float]]], best: str = "ipr") -> str:
     """`best` against every other method run here: mean difference over the seeds both finished
     and the two-sided paired t-test's p (D3 at the dev-selected epoch)."""
@@ -55,13 +62,9 @@ def paired_table(seeds: dict[str, dict[int, dict[str, float]]], best: str = "ipr
         shared = sorted(set(rows) & set(seeds[best]))
         if other == best or reading(other).table != "ambiguity" or len(shared) < 2:
             continue
-        cells = []
-        for key in ("selected.d3_wa", "selected.d3_ua"):
-            a = [seeds[best][s][key] for s in shared]
-            b = [rows[s][key] for s in shared]
-            p = paired_p(a, b)
-            cells += [f"{100 * mean_std([x - y for x, y in zip(a, b)])[0]:+.2f}",
-                      f"{p:.4f}{' (< 0.05)' if p < 0.05 else ''}"]
+        cells = [c for key in ("selected.d3_wa", "selected.d3_ua")
+                 for c in paired_cells([seeds[best][s][key] for s in shared],
+                                       [rows[s][key] for s in shared])]
         lines.append(f"| {other} | {len(shared)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) if len(lines) > 4 else ""
 
@@ -71,13 +74,9 @@ def stage_paired_table(seeds: dict[int, dict[str, float]], depth: int, name: str
     mean difference and the two-sided paired t-test's p, WA and UA."""
     if depth < 2 or len(seeds) < 2:
         return ""
-    cells = []
-    for key in ("wa", "ua"):
-        a = [row[f"final.stage{depth}_{key}"] for row in seeds.values()]
-        b = [row[f"final.stage1_{key}"] for row in seeds.values()]
-        p = paired_p(a, b)
-        cells += [f"{100 * mean_std([x - y for x, y in zip(a, b)])[0]:+.2f}",
-                  f"{p:.4f}{' (< 0.05)' if p < 0.05 else ''}"]
+    cells = [c for key in ("wa", "ua")
+             for c in paired_cells([row[f"final.stage{depth}_{key}"] for row in seeds.values()],
+                                   [row[f"final.stage1_{key}"] for row in seeds.values()])]
     return (f"{name}: stage {depth} minus stage 1, paired over {len(seeds)} seeds (points): "
             f"WA {cells[0]} (p {cells[1]}), UA {cells[2]} (p {cells[3]})")
 
@@ -100,13 +99,9 @@ def epr_rows_paired_table(seeds: dict[str, dict[int, dict[str, float]]],
             if configs[a].labels != configs[b].labels or len(shared) < 2:
                 continue
             for stage in range(1, min(configs[a].depth, configs[b].depth) + 1):
-                cells = []
-                for key in ("wa", "ua"):
-                    x = [seeds[a][s][f"final.stage{stage}_{key}"] for s in shared]
-                    y = [seeds[b][s][f"final.stage{stage}_{key}"] for s in shared]
-                    p = paired_p(x, y)
-                    cells += [f"{100 * mean_std([u - v for u, v in zip(x, y)])[0]:+.2f}",
-                              f"{p:.4f}{' (< 0.05)' if p < 0.05 else ''}"]
+                cells = [c for key in ("wa", "ua") for c in paired_cells(
+                    [seeds[a][s][f"final.stage{stage}_{key}"] for s in shared],
+                    [seeds[b][s][f"final.stage{stage}_{key}"] for s in shared])]
                 lines.append(f"| {a} - {b} | {len(shared)} | {stage} | " + " | ".join(cells)
                              + " |")
     return "\n".join(lines) if len(lines) > 4 else ""

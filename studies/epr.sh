@@ -13,8 +13,9 @@
 # seed by seed (which protocol difference moves the numbers), then pEPR under paper with early
 # stopping on segment accuracy against the utterance label (epr.monitor=accuracy; the default
 # monitors the loss against the refined targets, which rewards imitating the previous stage),
-# then nested, whose pEPR seed trains 200 networks (about 3.5 h on 2 cores). Wall times go to OUT/times.log; the report, with every
-# stage table and the last stage against stage 1 paired per row, to OUT/report.md.
+# then nested, whose pEPR seed trains 200 networks (about 3.5 h on 2 cores). Wall times go to
+# OUT/times.log; the report, with every stage table, the last stage against stage 1 paired per row
+# and the rows of one kind paired stage by stage, to OUT/report.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source studies/common.sh
