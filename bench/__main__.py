@@ -7,7 +7,8 @@ training step; 5 EPR segment extraction computed vs cached, and a stage epoch; 6
 fine-tuning throughput on a GPU, bf16 vs fp32 (skipped without CUDA); 7 openSMILE extraction as
 Ray tasks on every core vs one process, and cache reads; 8 a process's start-up imports with
 the heavy libraries imported where they are used vs at the top; 9 EPR networks two at a time
-with 1 thread each vs one at a time with 2 threads. --quick runs each
+with 1 thread each vs one at a time with 2 threads; 10 an EPR stage epoch with channels-last
+feature maps vs the contiguous layout. --quick runs each
 on tiny data (seconds; its figures mean nothing, it checks that the benchmarks run)."""
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from pathlib import Path
 
 PAIRS = {1: "ray_overhead", 2: "feature_cache", 3: "concurrency", 4: "audio_pipeline",
          5: "epr_segments", 6: "finetune_precision", 7: "opensmile_extraction",
-         8: "startup_imports", 9: "epr_lanes"}
-REPEATS = {1: 2, 2: 1, 3: 2, 4: 3, 5: 3, 6: 3, 7: 2, 8: 7, 9: 3}  # full-size defaults (pair 2 is minutes per side)
+         8: "startup_imports", 9: "epr_lanes", 10: "epr_layout"}
+REPEATS = {1: 2, 2: 1, 3: 2, 4: 3, 5: 3, 6: 3, 7: 2, 8: 7, 9: 3, 10: 3}  # full-size defaults (pair 2 is minutes per side)
 
 
 def machine() -> str:
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> list:
             repeats = 1 if args.quick else (args.repeats or REPEATS[number])
             work = root / f"pair{number}"
             work.mkdir(parents=True, exist_ok=True)
-            extra = {"emodb_root": args.emodb} if number in (5, 7, 9) else {}
+            extra = {"emodb_root": args.emodb} if number in (5, 7, 9, 10) else {}
             start = time.perf_counter()
             result = module.run(work, args.quick, repeats, **extra)
             print(result.text() + f"\n   ({time.perf_counter() - start:.0f} s)\n", flush=True)

@@ -28,25 +28,12 @@ from emoref.record import ListReporter
 
 def epr_network(config: RunConfig) -> Callable[[], None]:
     """One EPR stage network's training, ready to start (its data loaded)."""
-    import numpy as np
-    from torch.nn import functional as F
-
-    from emoref.data.features import logmel_frames
-    from emoref.data.segments import bank_from_frames
+    from bench.epr_segments import StageData
     from emoref.methods import epr
-    from emoref.methods.common import label_array
 
-    utterances = load_manifest(config.corpus).utterances
-    bank = bank_from_frames(logmel_frames(utterances, config), config.audio)
-    labels = label_array(utterances, sorted({u.label for u in utterances}))
-    order = np.random.default_rng(config.seed).permutation(len(bank.starts))
-    cut = int(0.9 * len(order))
-    fit_segs, val_segs = np.sort(order[:cut]), np.sort(order[cut:])
-    targets = F.one_hot(torch.from_numpy(labels[bank.owner]), int(labels.max()) + 1).float()
-    norm = epr.normaliser(bank, fit_segs)
-    network = epr.new_network(config, int(labels.max()) + 1, config.seed)
-    return lambda: epr.train_network(network, bank, fit_segs, val_segs, targets,
-                                     labels[bank.owner], norm, config, lambda *a: None)
+    stage = StageData(load_manifest(config.corpus).utterances, config, config.seed)
+    network = epr.new_network(config, stage.n_classes, config.seed)
+    return lambda: stage.train(network, config)
 
 
 def main(argv: list[str]) -> None:

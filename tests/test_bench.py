@@ -22,11 +22,11 @@ def test_bench_quick_runs_every_pair_and_prints_ratios(tmp_path):
                            "--work", str(tmp_path / "work")], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    for number in range(1, 10):
+    for number in range(1, 11):
         assert f"== {number}." in done.stdout
-    assert done.stdout.count("RATIO ") >= 9
+    assert done.stdout.count("RATIO ") >= 10
     results = json.loads(out.read_text())
-    assert len(results) == 9
+    assert len(results) == 10
     for result in results:
         assert result["ratios"] and all(math.isfinite(v) for v in result["ratios"].values())
         for figure in result["figures"]:

@@ -46,7 +46,17 @@ class VGG(nn.Module):
         self.classifier = nn.Sequential(
             nn.Flatten(), nn.Linear(channels * h * w, fc), nn.ReLU(inplace=True), nn.Dropout(dropout),
             nn.Linear(fc, fc), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(fc, n_classes))
+        self.set_memory_format(torch.channels_last)
+
+    def set_memory_format(self, memory_format: torch.memory_format) -> VGG:
+        """Where the feature maps' channels lie in memory: channels last (the default) computes
+        the same convolutions and pools as the contiguous layout, faster (BENCHMARKS.md, pair 10:
+        a stage epoch of the cpu preset's VGG on one thread), and the weights are the same
+        values either way; only float rounding can differ."""
+        self.memory_format = memory_format
+        return self.to(memory_format=memory_format)
 
     def forward(self, segments: torch.Tensor) -> torch.Tensor:
         """(B, frames, n_mels) log-Mel segments -> (B, K) logits."""
-        return self.classifier(self.features(segments.unsqueeze(1)))
+        x = segments.unsqueeze(1).contiguous(memory_format=self.memory_format)
+        return self.classifier(self.features(x))
