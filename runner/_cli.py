@@ -14,7 +14,8 @@ EPR_HELP = ("EPR protocols (epr.protocol): paper, the default, cross-fits every 
             "over the folds, as the paper does; nested is leak-free (each fold's training folds "
             "cross-fit their own profiles) and trains epr.inner_folds + 1 times the networks "
             "(4x at the default 3); in_sample lets each fold's chain learn from its own fitted "
-            "outputs.")
+            "outputs. Stage 1 does not depend on the protocol or the kind: its networks are stored "
+            "and a seed's other rows load them (epr.reuse_stage1).")
 
 # Short forms a user may type; each expands to a full config key.
 SHORTHANDS = {"split": "split.kind", "corpus": "corpus.name"}

@@ -13,9 +13,12 @@
 # seed by seed (which protocol difference moves the numbers), then pEPR under paper with early
 # stopping on segment accuracy against the utterance label (epr.monitor=accuracy; the default
 # monitors the loss against the refined targets, which rewards imitating the previous stage),
-# then nested, whose pEPR seed trains 200 networks (about 3.5 h on 2 cores). Wall times go to
-# OUT/times.log; the report, with every stage table, the last stage against stage 1 paired per row
-# and the rows of one kind paired stage by stage, to OUT/report.md.
+# then nested, whose pEPR seed trains 200 networks. Stage 1 is trained once per seed: a seed's
+# later rows load its stage-1 networks from the store (epr.reuse_stage1; the accuracy-monitor row
+# stops stage 1 differently, so it trains its own), and their curves and numbers are what
+# training them would give. Wall times go to OUT/times.log; the report, with every stage table,
+# the last stage against stage 1 paired per row and the rows of one kind paired stage by stage,
+# to OUT/report.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source studies/common.sh

@@ -519,6 +519,14 @@ class EPRConfig:
     # Read log-Mel frames from the on-disk feature cache shared by every trial, seed and fold
     # (emoref.data.features); false computes them from the audio again.
     cache: bool = True
+    # Stage 1 learns from the utterance labels alone, so a seed's stage-1 networks are the same,
+    # bit for bit, whatever labels, mix_weight, depth, protocol, statistics and forest settings
+    # (tests/methods/test_epr_fit.py). Each one trained is stored under
+    # <corpus.cache_dir>/networks/epr-stage1/, keyed by everything it does depend on (methods/
+    # epr.py, `Stage1Store`), and a run with the same key loads it and replays its per-epoch
+    # curves instead of training it again: the protocols and kinds of one seed, or a sweep over
+    # the refinery's settings, train stage 1 once. false: always train.
+    reuse_stage1: bool = True
     forest_trees: int = 100  # random forest size (scikit-learn's default; the paper used defaults)
     # The utterances whose emotion profiles are drawn across stages (Figs. 2, 4): figure_utterance
     # if given, then the first test-fold utterance of each class not drawn yet, up to

@@ -18,8 +18,11 @@ PROTOCOLS = ("paper", "nested", "in_sample")
 
 
 def smoke_config(cache, *extra):
+    """The spies below count the networks each fit trains, so stage 1 is trained here every time
+    (epr.reuse_stage1=false); the store has its own tests at the end."""
     return build_config("smoke", [f"corpus.cache_dir={cache}", "split.folds=2", "epr.depth=2",
-                                  "epr.max_epochs=1", "epr.inner_folds=2", *extra], method="epr")
+                                  "epr.max_epochs=1", "epr.inner_folds=2",
+                                  "epr.reuse_stage1=false", *extra], method="epr")
 
 
 @pytest.fixture(scope="module")
@@ -286,8 +289,10 @@ def test_early_stopping_keeps_the_best_epoch_of_what_it_monitors(smoke, monitor)
     """epr.monitor=loss: the lowest validation loss against the refined targets; accuracy: the
     highest segment accuracy against the utterance label (the best epoch's weights are kept)."""
     config, split = smoke
+    # A learning rate of 1e-2 makes the validation curves turn within 4 epochs, so the best epoch
+    # is not the last one and keeping its weights is visible.
     config = smoke_config(config.corpus.cache_dir, "epr.max_epochs=4", "epr.patience=4",
-                          f"epr.monitor={monitor}")
+                          "epr.lr=0.01", f"epr.monitor={monitor}")
     utterances = [u for f in split.folds for u in f.test]
     bank = epr.bank_from_frames(epr.logmel_frames(utterances, config), config.audio)
     labels = np.array([split.classes.index(u.label) for u in utterances])[bank.owner]
@@ -357,3 +362,59 @@ def test_figure_utterances_are_one_per_class_after_the_one_asked_for(smoke):
     assert chosen[0] == asked.id and len({labels[u] for u in chosen}) == len(chosen) == 3
     with pytest.raises(ConfigError, match="epr.figure_utterance=nobody"):
         epr.figure_ids(split, smoke_config(config.corpus.cache_dir, "epr.figure_utterance=nobody"))
+
+
+# ----------------------------------------------------------------------------------------------------
+# The stage-1 store (epr.reuse_stage1)
+# ----------------------------------------------------------------------------------------------------
+
+def stored_fit(cache, split, monkeypatch, *extra):
+    """One fit with the store in `cache`: (result, reporter rows, how many networks it trained)."""
+    config = smoke_config(cache, "epr.reuse_stage1=true", *extra)
+    trained, real = [], epr.train_network
+    with monkeypatch.context() as patch:
+        patch.setattr(epr, "train_network", lambda *a, **k: (trained.append(1), real(*a, **k)))
+        reporter = ListReporter()
+        result = epr.fit(config, split, reporter)
+    return result, reporter.rows, len(trained)
+
+
+@pytest.mark.parametrize("protocol", ["in_sample", "nested"])
+def test_a_second_row_of_a_seed_loads_stage_one_and_reports_what_training_it_would(
+        smoke, protocol, tmp_path, monkeypatch):
+    """pEPR then sEPR of one seed: the second trains no stage-1 network, yet its rows (curves
+    included), stage tables and predictions are those of training every network."""
+    config, split = smoke
+    per_stage = len(split.folds) * (config.epr.inner_folds + 1 if protocol == "nested" else 1)
+    first, _, trained = stored_fit(tmp_path, split, monkeypatch, f"epr.protocol={protocol}")
+    assert trained == 2 * per_stage and first.final["reused_stage1_networks"] == 0
+    assert len(list((tmp_path / "networks" / "epr-stage1").glob("*.pt"))) == per_stage
+    second, rows, trained = stored_fit(tmp_path, split, monkeypatch, f"epr.protocol={protocol}",
+                                       "epr.labels=soft")
+    assert trained == per_stage and second.final["reused_stage1_networks"] == per_stage
+    fresh = ListReporter()
+    expected = epr.fit(smoke_config(config.corpus.cache_dir, f"epr.protocol={protocol}",
+                                    "epr.labels=soft"), split, fresh)
+    def bare(metrics):  # all but the count that tells the two runs apart
+        return {k: v for k, v in metrics.items() if k != "reused_stage1_networks"}
+
+    assert [bare(r) for r in rows] == [bare(r) for r in fresh.rows]
+    assert bare(second.final) == bare(expected.final) and second.table == expected.table
+
+
+@pytest.mark.parametrize("change", ["seed=1", "epr.lr=0.002", "epr.monitor=accuracy",
+                                    "audio.n_mels=32"])
+def test_a_setting_stage_one_reads_keys_its_networks_apart(smoke, change, tmp_path, monkeypatch):
+    config, split = smoke
+    stored_fit(tmp_path, split, monkeypatch, "epr.depth=1")
+    result, _, trained = stored_fit(tmp_path, split, monkeypatch, "epr.depth=1", change)
+    assert trained == len(split.folds) and result.final["reused_stage1_networks"] == 0
+
+
+def test_an_unreadable_stored_network_is_named(smoke, tmp_path, monkeypatch):
+    config, split = smoke
+    stored_fit(tmp_path, split, monkeypatch, "epr.depth=1")
+    victim = sorted((tmp_path / "networks" / "epr-stage1").glob("*.pt"))[0]
+    victim.write_bytes(b"not a network")
+    with pytest.raises(OSError, match=f"{victim.name}: unreadable stored stage-1 network"):
+        stored_fit(tmp_path, split, monkeypatch, "epr.depth=1")

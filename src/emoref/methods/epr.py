@@ -14,8 +14,13 @@ networks that label it, and the forest that labels it never fits it.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import os
+import pickle
+import tempfile
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -23,7 +28,7 @@ import torch
 from torch.nn import functional as F
 
 from emoref.config import ConfigError, RunConfig
-from emoref.data.features import logmel_frames
+from emoref.data.features import logmel_frames, spec_key
 from emoref.data.segments import SegmentBank, bank_from_frames
 from emoref.data.splits import KFoldSplit
 from emoref.methods import epr_math
@@ -32,6 +37,7 @@ from emoref.methods.common import check_finite, label_array, soft_cross_entropy
 from emoref.record import Reporter, Result
 from emoref.metrics import classification_report
 from emoref.models.vgg import VGG
+from emoref.provenance import code_digest, digest
 
 
 def stage_seed(seed: int, fold: int, stage: int, inner: int = -1) -> int:
@@ -52,6 +58,70 @@ def new_network(config: RunConfig, n_classes: int, seed: int) -> VGG:
 def fingerprint(network: torch.nn.Module) -> float:
     """A number that identifies a network's weights (tests use it to see fresh initialisation)."""
     return float(sum(p.detach().double().sum() for p in network.parameters()))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Stage 1, trained once per key
+# ----------------------------------------------------------------------------------------------------
+
+# The settings stage 1 does not read: it trains on the utterance label alone (targets = one-hot),
+# its networks are planned per fold whatever the protocol (under nested, the inner parts' networks
+# are told apart by their training utterances, which are in the key), and the forests, statistics
+# and figures come after it. Everything else in the config is part of the key.
+STAGE1_FREE = ("labels", "mix_weight", "depth", "protocol", "inner_folds", "statistics",
+               "forest_trees", "figure_utterance", "figure_count", "cache", "reuse_stage1")
+# Bump when what a stored network means changes: old entries are then simply not found.
+STAGE1_FORMAT = 1
+
+
+class Stage1Store:
+    """Trained stage-1 networks on disk (epr.reuse_stage1), one file per key: the best epoch's
+    weights and the per-epoch metrics, replayed to the reporter on a hit so a run's curves are
+    whole. The key hashes the config less STAGE1_FREE, the network's seed, the ids of the
+    utterances it fits and early-stops on, the log-Mel frames (a digest of the values themselves),
+    the ranks, device and precision, and the package's sources (`code_digest`): a stored network
+    is one that training would give again, bit for bit (tests/methods/test_epr_fit.py)."""
+
+    def __init__(self, config: RunConfig, bank: SegmentBank, runtime: Runtime) -> None:
+        settings = dataclasses.asdict(config)
+        for name in STAGE1_FREE:
+            del settings["epr"][name]
+        self.base = {"format": STAGE1_FORMAT, "code": code_digest(), "config": settings,
+                     "frames": digest([bank.frames, torch.from_numpy(bank.starts)]),
+                     "world": runtime.world, "device": runtime.device.type,
+                     "precision": runtime.precision}
+        self.dir = Path(config.corpus.cache_dir).expanduser() / "networks" / "epr-stage1"
+        self.runtime = runtime
+
+    def key(self, seed: int, fit_ids: list[str], val_ids: list[str]) -> str:
+        return spec_key({**self.base, "seed": seed, "fit": fit_ids, "val": val_ids})
+
+    def load(self, key: str) -> dict[str, Any] | None:
+        """The stored network, or None; every rank gets rank 0's answer (a file written by a
+        concurrent run between two ranks' looks must not split them into training and not)."""
+        path = self.dir / f"{key}.pt"
+        found = self.runtime.broadcast(torch.tensor([int(path.is_file())]))
+        if not bool(found.item()):
+            return None
+        try:
+            stored = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(stored, dict) or {"model", "history"} - set(stored):
+                raise ValueError("expected a dict with 'model' and 'history'")
+        except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
+            raise OSError(f"{path}: unreadable stored stage-1 network ({err}); delete it and run "
+                          "again") from None
+        return stored
+
+    def save(self, key: str, network: VGG, history: list[dict[str, float]]) -> None:
+        """Written by rank 0, atomically (a reader never sees half a file; two runs that both
+        trained the same key write the same bytes)."""
+        if self.runtime.rank != 0:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".pt.tmp")
+        with os.fdopen(fd, "wb") as handle:
+            torch.save({"model": network.state_dict(), "history": history}, handle)
+        os.replace(tmp, self.dir / f"{key}.pt")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -180,6 +250,8 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runti
         return {c: torch.full((len(bank.starts), n_classes), float("nan")) for c in chains}
 
     previous, tables = None, empty()  # stage t - 1's and stage t's profiles, by chain
+    store = Stage1Store(config, bank, runtime) if epr.reuse_stage1 else None
+    reused = 0  # stage-1 networks loaded from the store
     first_stage, first_job, inner_state, step = 1, 0, None, 0
     # A restarted worker group resumes at its checkpoint's cursor: the stage and the network
     # (`job`; len(jobs) once the stage's forests are done) and, inside a network, its epoch.
@@ -189,6 +261,7 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runti
         previous, tables = saved["previous"], saved["tables"]
         figure_profiles, step = saved["figure_profiles"], saved["step"]
         first_stage, first_job, inner_state = saved["stage"], saved["job"], saved["network"]
+        reused = saved.get("reused", 0)
         if first_job == len(jobs):
             first_stage, first_job, previous, tables = first_stage + 1, 0, tables, empty()
     for stage in range(first_stage, epr.depth + 1):
@@ -198,7 +271,7 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runti
             return {"stage": stage, "job": job_index, "network": network_state,
                     "previous": previous, "tables": tables, "figure_profiles": figure_profiles,
                     "predicted": torch.from_numpy(predicted.copy()),
-                    "dev": torch.from_numpy(dev.copy()), "step": step + 1}
+                    "dev": torch.from_numpy(dev.copy()), "step": step + 1, "reused": reused}
 
         for j in range(first_job, len(jobs)):
             job, (fit_utts, val_utts, fit_segs, val_segs, norm) = jobs[j], held[j]
@@ -209,22 +282,37 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runti
                     refined[job.chain] = runtime.broadcast(epr_math.refine_targets(
                         previous[job.chain], onehot, bank.owner, epr.labels, epr.mix_weight))
                 targets = refined[job.chain]
-            network = new_network(config, n_classes, stage_seed(
-                config.seed, split.folds[job.fold].index, stage, job.inner))
+            seed = stage_seed(config.seed, split.folds[job.fold].index, stage, job.inner)
+            network = new_network(config, n_classes, seed)
             init = fingerprint(network)
             where = {"fold": float(split.folds[job.fold].index), "stage": float(stage),
                      **({"inner": float(job.inner)} if job.inner >= 0 else {})}
+            history: list[tuple[int, dict[str, float]]] = []  # stage 1's, for the store
 
             def report_epoch(epoch: int, metrics: dict[str, float],
-                             state: Callable[[], dict[str, Any]], j: int = j) -> None:
+                             state: Callable[[], dict[str, Any]] | None, j: int = j,
+                             history: list = history) -> None:
                 nonlocal step
+                history.append((epoch, metrics))
+                # A replayed network's checkpoint resumes at its start: the store serves it again.
                 reporter(step, {**where, "stage_epoch": float(epoch), **metrics},
                          {"init_fingerprint": init} if epoch == 0 else {},
-                         state=lambda: cursor(j, state()))
+                         state=lambda: cursor(j, state() if state else None))
                 step += 1
 
-            train_network(network, bank, fit_segs, val_segs, targets, labels[bank.owner], norm,
-                          config, report_epoch, runtime, inner_state)
+            key = store.key(seed, [utterances[i].id for i in fit_utts],
+                            [utterances[i].id for i in val_utts]) if store and stage == 1 else ""
+            stored = store.load(key) if key and inner_state is None else None
+            if stored is not None:
+                network.load_state_dict(stored["model"])
+                for epoch, metrics in stored["history"]:
+                    report_epoch(epoch, metrics, None)
+                reused += 1
+            else:
+                train_network(network, bank, fit_segs, val_segs, targets, labels[bank.owner],
+                              norm, config, report_epoch, runtime, inner_state)
+                if key and inner_state is None:  # trained whole here, so its history is whole
+                    store.save(key, network, history)
             inner_state = None
             serves = bank.of(job.serves)
             tables[job.chain][serves] = predict_profiles(network, bank, norm, epr.batch_size,
@@ -274,12 +362,13 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runti
                       f"stage{stage}_dev_ua": float(np.nanmean(dev[stage - 1]))})
         extras[f"stage{stage}_confusion"] = report["confusion"]
     final["dev_ua"] = final[f"stage{epr.depth}_dev_ua"]  # what a sweep optimises: never a test fold
+    final["reused_stage1_networks"] = float(reused)  # loaded from the store, not trained
     if not (runtime.resume and runtime.resume.get("finished")):  # reported before a restart
         reporter(step, final, extras, state=lambda: {
             "stage": epr.depth, "job": len(jobs), "network": None, "previous": previous,
             "tables": tables, "predicted": torch.from_numpy(predicted.copy()),
             "dev": torch.from_numpy(dev.copy()), "figure_profiles": figure_profiles,
-            "step": step + 1, "finished": True})
+            "step": step + 1, "reused": reused, "finished": True})
     table = [{"id": u.id, "label": u.label, "fold": split.folds[home[i]].index,
               **{f"stage{t + 1}": classes[predicted[t, i]] for t in range(epr.depth)}}
              for i, u in enumerate(utterances) if tested[i]]
