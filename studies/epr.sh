@@ -19,6 +19,12 @@
 # training them would give. Wall times go to OUT/times.log; the report, with every stage table,
 # the last stage against stage 1 paired per row and the rows of one kind paired stage by stage,
 # to OUT/report.md.
+#
+# Each finished seed's numbers (config.txt, epochs.csv, table.csv, confusion.json: what
+# runner.report reads) are copied to ARCHIVE (default studies/results/epr, kept in the
+# repository), with times.log and report.md: docs/results.md's numbers come from there
+# (`python -m runner.report studies/results/epr`), and a run folder that was lost is restored from
+# it before anything trains, so a finished seed is never trained twice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source studies/common.sh
@@ -27,6 +33,8 @@ EMODB=${EMODB:-$(cd .. && pwd)/shared/data/emodb}
 OUT=${OUT:-runs/studies/epr}
 SEEDS=${SEEDS:-5}
 NESTED_SEEDS=${NESTED_SEEDS:-3}
+ARCHIVE=${ARCHIVE:-studies/results/epr}
+KEPT=(config.txt epochs.csv table.csv confusion.json)  # a seed's files the report reads
 # LANES seeds train side by side, each one Ray Train worker with CPUS threads. On 2 cores two lanes
 # of one thread each train more networks per hour than one seed with two threads (small
 # convolutions scale poorly across threads: BENCHMARKS.md, pair 9); every row uses the same
@@ -39,22 +47,48 @@ CORPUS=(corpus.name=emodb "corpus.root=$EMODB")
 
 timed() { timed_to "$OUT/times.log" "$@"; }  # name, command...: run it, log its wall time
 
+copy_seed() {  # from, to: a finished seed folder's KEPT files, config.txt last (it marks done)
+  local name
+  mkdir -p "$2"
+  for name in "${KEPT[@]:1}" config.txt; do
+    [[ -f "$1/$name" ]] && cp "$1/$name" "$2/$name.part" && mv "$2/$name.part" "$2/$name"
+  done
+  return 0
+}
+
+archive() {  # row, seed: the finished seed, the wall times and the report into ARCHIVE
+  copy_seed "$OUT/$1/seed$2" "$ARCHIVE/$1/seed$2"
+  cp "$OUT/times.log" "$ARCHIVE/times.log"
+}
+
+for done_seed in "$ARCHIVE"/*/seed*/config.txt; do  # restore finished seeds a lost OUT lacks
+  [[ -f "$done_seed" ]] || continue
+  folder=${done_seed%/config.txt}
+  [[ -f "$OUT/${folder#"$ARCHIVE"/}/config.txt" ]] || copy_seed "$folder" "$OUT/${folder#"$ARCHIVE"/}"
+done
+[[ -f "$OUT/times.log" || ! -f "$ARCHIVE/times.log" ]] || cp "$ARCHIVE/times.log" "$OUT/times.log"
+
 seed() {  # row, seed, overrides...: one seed of one row, through Ray Train (resumable)
   local row=$1 k=$2
   shift 2
   [[ -f "$OUT/$row/seed$k/config.txt" ]] && return 0
   timed "$row seed$k" "$PY" -m runner.train epr "seed=$k" --seeds 1 --label "$row" --out "$OUT" \
     --quiet workers=1 "dist.cpus_per_worker=$CPUS" "${CORPUS[@]}" "$@"
+  archive "$row" "$k"
 }
 
 report() {  # written whole, then moved: two lanes may report at once
   local part="$OUT/report.md.$BASHPID"
   "$PY" -m runner.report "$OUT" > "$part" && mv "$part" "$OUT/report.md"
+  mkdir -p "$ARCHIVE" && cp "$OUT/report.md" "$ARCHIVE/report.md.$BASHPID" &&
+    mv "$ARCHIVE/report.md.$BASHPID" "$ARCHIVE/report.md"
 }
 
-[[ -f "$OUT/reference_cv/seed4/config.txt" ]] ||
+if [[ ! -f "$OUT/reference_cv/seed4/config.txt" ]]; then
   timed "reference" "$PY" -m runner.train reference split=kfold --seeds 5 --quiet --out "$OUT" \
     "${CORPUS[@]}"
+  for ((k = 0; k < 5; k++)); do archive reference_cv "$k"; done
+fi
 
 run_seed() {  # protocol, seed: its pEPR and sEPR rows, then the report
   seed "epr_$1" "$2" "epr.protocol=$1" epr.labels=mixed epr.depth=5
