@@ -56,9 +56,15 @@ copy_seed() {  # from, to: a finished seed folder's KEPT files, config.txt last 
   return 0
 }
 
+relative() {  # file: the repository's parent folder written as .. (paths in configs and logs)
+  sed -i "s|$(cd .. && pwd)/|../|g" "$1"
+}
+
 archive() {  # row, seed: the finished seed, the wall times and the report into ARCHIVE
   copy_seed "$OUT/$1/seed$2" "$ARCHIVE/$1/seed$2"
-  cp "$OUT/times.log" "$ARCHIVE/times.log"
+  relative "$ARCHIVE/$1/seed$2/config.txt"
+  cp "$OUT/times.log" "$ARCHIVE/times.log.part" && relative "$ARCHIVE/times.log.part" &&
+    mv "$ARCHIVE/times.log.part" "$ARCHIVE/times.log"
 }
 
 for done_seed in "$ARCHIVE"/*/seed*/config.txt; do  # restore finished seeds a lost OUT lacks
