@@ -1,0 +1,54 @@
+"""The EPR study's finished seeds kept in the repository (studies/results/epr, written by
+studies/epr.sh): docs/results.md's numbers are read from them, so they must stay readable by
+runner.report and be what their row names say."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from runner.report import report
+
+ARCHIVE = Path(__file__).resolve().parents[1] / "studies" / "results" / "epr"
+ROW = re.compile(r"epr(?P<soft>_soft)?_(?P<protocol>paper|in_sample|nested)(?P<accuracy>_monitor_accuracy)?")
+
+
+def settings(seed: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in seed.joinpath("config.txt").read_text().splitlines()
+                if "=" in line and not line.startswith("#"))
+
+
+def finished(row: Path) -> list[Path]:
+    return sorted(s for s in row.glob("seed*") if (s / "config.txt").is_file())
+
+
+rows = sorted(p for p in ARCHIVE.iterdir() if p.is_dir()) if ARCHIVE.is_dir() else []
+pytestmark = pytest.mark.skipif(not rows, reason="no finished seed archived in studies/results/epr")
+
+
+@pytest.mark.parametrize("row", rows, ids=lambda p: p.name)
+def test_archived_seeds_are_what_their_row_says(row):
+    for seed in finished(row):
+        config = settings(seed)
+        assert config["seed"] == seed.name[4:]
+        assert config["corpus.name"] == "emodb"
+        # Paths are written relative to the repository, never as this machine's.
+        assert not config["corpus.root"].startswith("/"), seed
+        if row.name == "reference_cv":
+            continue
+        match = ROW.fullmatch(row.name)
+        assert match, f"{row.name}: not a row studies/epr.sh writes"
+        assert config["epr.protocol"] == match["protocol"]
+        assert config["epr.labels"] == ("soft" if match["soft"] else "mixed")
+        assert config["epr.depth"] == ("3" if match["soft"] else "5")
+        assert config["epr.monitor"] == ("accuracy" if match["accuracy"] else "loss")
+        for name in ("epochs.csv", "table.csv", "confusion.json"):
+            assert (seed / name).is_file(), f"{seed}: {name} missing"
+
+
+def test_runner_report_reads_the_archive():
+    text = report(ARCHIVE)
+    counts = dict(re.findall(r"(\w+) (\d+) seed\(s\)", text.splitlines()[0]))
+    assert counts == {row.name: str(len(finished(row))) for row in rows if finished(row)}
+    if (ARCHIVE / "reference_cv").is_dir():  # the classical reference on the same folds
+        assert "| reference" in text
