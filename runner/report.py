@@ -81,6 +81,23 @@ def stage_paired_table(seeds: dict[int, dict[str, float]], depth: int, name: str
             f"WA {cells[0]} (p {cells[1]}), UA {cells[2]} (p {cells[3]})")
 
 
+def forest_paired_table(seeds: dict[int, dict[str, float]], depth: int, name: str) -> str:
+    """EPR: the paper's decision (a random forest on the profile statistics) against the argmax
+    of the mean profile read from the same profiles, stage by stage, paired over the seeds:
+    what the forest adds under the row's protocol. Empty for runs that did not keep the argmax."""
+    if len(seeds) < 2 or any("final.argmax_stage1_wa" not in row for row in seeds.values()):
+        return ""
+    lines = [f"{name}: the forest minus the argmax of the mean profile, paired over {len(seeds)} "
+             "seeds (points):", "", "| stage | WA difference | p | UA difference | p |",
+             "|---|---|---|---|---|"]
+    for stage in range(1, depth + 1):
+        cells = [c for key in ("wa", "ua") for c in paired_cells(
+            [row[f"final.stage{stage}_{key}"] for row in seeds.values()],
+            [row[f"final.argmax_stage{stage}_{key}"] for row in seeds.values()])]
+        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def epr_rows_paired_table(seeds: dict[str, dict[int, dict[str, float]]],
                           configs: dict[str, Any]) -> str:
     """EPR rows of the same kind (epr.labels) against each other, stage by stage up to the
@@ -161,6 +178,8 @@ def report(run: Path, figures: bool = False) -> str:
     parts += results_tables(summaries, epr)
     parts += [line for row, e in epr.items()
               if (line := stage_paired_table(by_seed[row], e.depth, row))]
+    parts += [table for row, e in epr.items()
+              if (table := forest_paired_table(by_seed[row], e.depth, row))]
     if across := epr_rows_paired_table({row: by_seed[row] for row in epr}, epr):
         parts.append(across)
     if "ipr" in by_seed:

@@ -1,11 +1,12 @@
-"""runner.report's tables that compare rows: EPR rows paired against each other stage by stage."""
+"""runner.report's tables that compare: EPR rows paired against each other stage by stage, and
+the forest against the argmax of the mean profile within a row."""
 
 from types import SimpleNamespace
 
 import pytest
 from scipy import stats
 
-from runner.report import epr_rows_paired_table
+from runner.report import epr_rows_paired_table, forest_paired_table
 
 
 def stages(wa: list[float], ua: list[float]) -> dict[str, float]:
@@ -42,3 +43,24 @@ def test_epr_rows_are_paired_over_shared_seeds_stage_by_stage_within_one_kind():
 def test_no_comparable_epr_rows_no_table():
     configs = {"epr_paper": SimpleNamespace(labels="mixed", depth=2)}
     assert epr_rows_paired_table({"epr_paper": {0: stages([0.7] * 2, [0.6] * 2)}}, configs) == ""
+
+
+def test_forest_is_paired_against_the_mean_profile_argmax_stage_by_stage():
+    seeds = {s: {**stages(wa, ua), **{k.replace("final.", "final.argmax_"): v
+                                      for k, v in stages(awa, aua).items()}}
+             for s, (wa, ua, awa, aua) in enumerate([
+                 ([0.70, 0.75], [0.60, 0.66], [0.72, 0.71], [0.63, 0.60]),
+                 ([0.68, 0.74], [0.58, 0.65], [0.69, 0.70], [0.61, 0.62]),
+                 ([0.71, 0.77], [0.62, 0.67], [0.71, 0.72], [0.62, 0.63])])}
+    table = forest_paired_table(seeds, 2, "epr_paper")
+    rows = [line.rstrip(" |").split(" | ") for line in table.splitlines()
+            if line.startswith("| 1 ") or line.startswith("| 2 ")]
+    assert [r[0] for r in rows] == ["| 1", "| 2"]
+    for stage, row in zip((1, 2), rows):
+        for key, (diff, p) in (("wa", row[1:3]), ("ua", row[3:5])):
+            a = [seeds[s][f"final.stage{stage}_{key}"] for s in seeds]
+            b = [seeds[s][f"final.argmax_stage{stage}_{key}"] for s in seeds]
+            assert float(diff) == pytest.approx(100 * (sum(a) - sum(b)) / 3, abs=0.005)
+            assert float(p.split()[0]) == pytest.approx(stats.ttest_rel(a, b).pvalue, abs=1e-4)
+    # Runs from before the argmax was kept have no such table.
+    assert forest_paired_table({s: stages([0.7], [0.6]) for s in range(3)}, 1, "old") == ""

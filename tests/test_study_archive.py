@@ -10,7 +10,8 @@ import pytest
 from runner.report import report
 
 ARCHIVE = Path(__file__).resolve().parents[1] / "studies" / "results" / "epr"
-ROW = re.compile(r"epr(?P<soft>_soft)?_(?P<protocol>paper|in_sample|nested)(?P<accuracy>_monitor_accuracy)?")
+ROW = re.compile(r"epr(?P<soft>_soft)?_(?P<protocol>paper|in_sample|nested)"
+                 r"(?P<accuracy>_monitor_accuracy)?")
 
 
 def settings(seed: Path) -> dict[str, str]:

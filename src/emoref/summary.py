@@ -98,14 +98,21 @@ def stage_table(summary: Mapping[str, Mapping[str, float]], depth: int, name: st
                 ) -> str:
     """EPR, laid out like the paper's Tables 2 and 4: one row per refinery stage, WA / UA / F1;
     stage t > 1 is `name` with t as a superscript (VGG² for sEPR, VGG*² for pEPR). `reference`
-    (the classical reference's summary on the same folds) adds its row first."""
-    lines = ["| stage | WA | UA | F1 | seeds |", "|---|---|---|---|---|"]
+    (the classical reference's summary on the same folds) adds its row first. Runs that kept
+    the decision without the forest (argmax of the mean profile) add its WA and UA as columns."""
+    argmax = "final.argmax_stage1_wa" in summary
+    extra = " mean-EP argmax WA | mean-EP argmax UA |" if argmax else ""
+    lines = ["| stage | WA | UA | F1 |" + extra + " seeds |",
+             "|---|---|---|---|" + ("---|---|" if argmax else "") + "---|"]
     if reference:
         cells = [cell(reference.get(f"final.cv_{key}"), scale) for key in ("wa", "ua", "f1")]
+        cells += ["-", "-"] if argmax else []
         n = int(reference.get("final.cv_wa", {}).get("n", 0))
         lines.append(f"| {REFERENCE_NAME} | " + " | ".join(cells) + f" | {n} |")
     for t in range(1, depth + 1):
-        cells = [cell(summary.get(f"final.stage{t}_{key}"), scale) for key in ("wa", "ua", "f1")]
+        keys = [f"stage{t}_{key}" for key in ("wa", "ua", "f1")]
+        keys += [f"argmax_stage{t}_{key}" for key in ("wa", "ua")] if argmax else []
+        cells = [cell(summary.get(f"final.{key}"), scale) for key in keys]
         n = int(summary.get(f"final.stage{t}_wa", {}).get("n", 0))
         label = "VGG" if t == 1 else name + str(t).translate(SUPERSCRIPTS)
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {n} |")

@@ -92,6 +92,11 @@ def test_epr_scores_every_stage_and_is_deterministic(smoke):
         assert f"stage{stage}_confusion" in first.extras[-1]
     n = sum(len(f.test) for f in split.folds)
     assert len(result.table) == n and {"stage1", "stage2", "fold"} <= set(result.table[0])
+    # The decision without the forest (argmax of the mean profile) is kept beside the forest's.
+    for stage in (1, 2):
+        hits = [row[f"argmax_stage{stage}"] == row["label"] for row in result.table]
+        assert result.final[f"argmax_stage{stage}_wa"] == pytest.approx(np.mean(hits))
+        assert 0.0 <= result.final[f"argmax_stage{stage}_ua"] <= 1.0
     epochs = [r for r in first.rows if "val_loss" in r]
     assert epochs and all(r["lr"] == pytest.approx(config.epr.lr) for r in epochs)
     # A few utterances, one of each class, have one profile per stage, each (segments, K).
@@ -122,15 +127,17 @@ def test_a_seeds_stage_one_fold_networks_are_the_same_under_every_protocol_and_k
         smoke, monkeypatch):
     """Rows of one seed pair at stage 1 by construction (the same networks, bit for bit), so the
     stage-1 difference between two protocols' rows is their forests' alone (runner.report pairs
-    EPR rows stage by stage)."""
+    EPR rows stage by stage): the test utterances' stage-1 profiles, hence the argmax of their
+    mean, are the same in every row."""
     config, split = smoke
-    weights = {}
+    weights, argmax = {}, {}
     for protocol in PROTOCOLS:
         for labels in ("mixed", "soft"):
             with monkeypatch.context() as patch:  # one spy at a time, not spies of spies
                 spy = Spy(patch)
-                epr.fit(smoke_config(config.corpus.cache_dir, f"epr.protocol={protocol}",
-                                     f"epr.labels={labels}"), split, ListReporter())
+                result = epr.fit(smoke_config(config.corpus.cache_dir, f"epr.protocol={protocol}",
+                                              f"epr.labels={labels}"), split, ListReporter())
+            argmax[protocol, labels] = {row["id"]: row["argmax_stage1"] for row in result.table}
             stage_one = spy.networks[:len(spy.jobs)]
             weights[protocol, labels] = {n["job"].fold: n["weights"] for n in stage_one
                                          if n["job"].inner < 0}
@@ -139,6 +146,7 @@ def test_a_seeds_stage_one_fold_networks_are_the_same_under_every_protocol_and_k
     first = weights["paper", "mixed"]
     assert len(first) == len(split.folds)
     assert all(w == first for w in weights.values())
+    assert all(a == argmax["paper", "mixed"] for a in argmax.values())
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)

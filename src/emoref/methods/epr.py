@@ -241,6 +241,11 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runti
     outer = {job.fold: j for j, job in enumerate(jobs) if job.inner < 0}
     chains = sorted({job.chain for job in jobs})
     predicted = np.full((epr.depth, len(utterances)), -1)
+    # The same utterances decided without the forest: the argmax of the mean emotion profile over
+    # the utterance's segments, from the profiles the forest reads for it. Not the paper's decision;
+    # kept beside it (argmax_stage<t>_wa/ua, table.csv) to measure what the forest adds under each
+    # protocol, a question the paper's text leaves open.
+    argmax = np.full_like(predicted, -1)
     # Dev UA per (stage, fold): the model-selection signal sweeps optimise (see below).
     dev = np.full((epr.depth, len(split.folds)), np.nan)
     drawn = figure_ids(split, config)
@@ -258,6 +263,7 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runti
     saved = runtime.resume
     if saved:
         predicted, dev = saved["predicted"].numpy().copy(), saved["dev"].numpy().copy()
+        argmax = saved["argmax"].numpy().copy()
         previous, tables = saved["previous"], saved["tables"]
         figure_profiles, step = saved["figure_profiles"], saved["step"]
         first_stage, first_job, inner_state = saved["stage"], saved["job"], saved["network"]
@@ -271,6 +277,7 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runti
             return {"stage": stage, "job": job_index, "network": network_state,
                     "previous": previous, "tables": tables, "figure_profiles": figure_profiles,
                     "predicted": torch.from_numpy(predicted.copy()),
+                    "argmax": torch.from_numpy(argmax.copy()),
                     "dev": torch.from_numpy(dev.copy()), "step": step + 1, "reused": reused}
 
         for j in range(first_job, len(jobs)):
@@ -326,8 +333,11 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runti
         features = {c: epr_math.utterance_features(tables[c].numpy(), bank.owner,
                                                    len(utterances), epr.statistics)
                     for c in chains}
+        means = {c: epr_math.utterance_features(tables[c].numpy(), bank.owner, len(utterances),
+                                                ("mean",)) for c in chains}
         for k, fold in enumerate(split.folds):
             x, (fit_utts, val_utts, *_) = features[jobs[outer[k]].chain], held[outer[k]]
+            argmax[stage - 1, tests[k]] = means[jobs[outer[k]].chain][tests[k]].argmax(1)
             predicted[stage - 1, tests[k]] = forest_labels(
                 x, labels, trains[k], tests[k], utterances, epr.forest_trees,
                 stage_seed(config.seed, fold.index, -stage))
@@ -361,16 +371,21 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runti
                       f"stage{stage}_f1": report["f1"],
                       f"stage{stage}_dev_ua": float(np.nanmean(dev[stage - 1]))})
         extras[f"stage{stage}_confusion"] = report["confusion"]
+        report = classification_report(labels[tested], argmax[stage - 1, tested], n_classes)
+        final.update({f"argmax_stage{stage}_wa": report["wa"],
+                      f"argmax_stage{stage}_ua": report["ua"]})
     final["dev_ua"] = final[f"stage{epr.depth}_dev_ua"]  # what a sweep optimises: never a test fold
     final["reused_stage1_networks"] = float(reused)  # loaded from the store, not trained
     if not (runtime.resume and runtime.resume.get("finished")):  # reported before a restart
         reporter(step, final, extras, state=lambda: {
             "stage": epr.depth, "job": len(jobs), "network": None, "previous": previous,
             "tables": tables, "predicted": torch.from_numpy(predicted.copy()),
+            "argmax": torch.from_numpy(argmax.copy()),
             "dev": torch.from_numpy(dev.copy()), "figure_profiles": figure_profiles,
             "step": step + 1, "reused": reused, "finished": True})
     table = [{"id": u.id, "label": u.label, "fold": split.folds[home[i]].index,
-              **{f"stage{t + 1}": classes[predicted[t, i]] for t in range(epr.depth)}}
+              **{f"stage{t + 1}": classes[predicted[t, i]] for t in range(epr.depth)},
+              **{f"argmax_stage{t + 1}": classes[argmax[t, i]] for t in range(epr.depth)}}
              for i, u in enumerate(utterances) if tested[i]]
     final["epoch"] = float(epr.depth)
     return Result(method="epr", final=final, selected_epoch=epr.depth, selected=dict(final),
