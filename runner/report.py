@@ -46,10 +46,15 @@ def agreement_table(seeds: dict[int, dict[str, float]]) -> str:
 
 
 def paired_cells(a: list[float], b: list[float]) -> list[str]:
-    """Mean of a - b in points and the two-sided paired t-test's p, marked when below 0.05."""
+    """Mean of a - b in points and the two-sided paired t-test's p, marked when below 0.05. The
+    same nonzero difference in every pair (two seeds can give it: WA moves in steps of one
+    utterance) has no spread for a t-test to weigh: no p, rather than paired_p's 0."""
+    diffs = [x - y for x, y in zip(a, b)]
+    mean = f"{100 * mean_std(diffs)[0]:+.2f}"
+    if len(diffs) > 1 and max(diffs) - min(diffs) < 1e-9 < abs(diffs[0]):  # float rounding
+        return [mean, "- (the same in every pair)"]
     p = paired_p(a, b)
-    return [f"{100 * mean_std([x - y for x, y in zip(a, b)])[0]:+.2f}",
-            f"{p:.4f}{' (< 0.05)' if p < 0.05 else ''}"]
+    return [mean, f"{p:.4f}{' (< 0.05)' if p < 0.05 else ''}"]
 
 
 def paired_table(seeds: dict[str, dict[int, dict[str, float]]], best: str = "ipr") -> str:

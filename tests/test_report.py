@@ -64,3 +64,11 @@ def test_forest_is_paired_against_the_mean_profile_argmax_stage_by_stage():
             assert float(p.split()[0]) == pytest.approx(stats.ttest_rel(a, b).pvalue, abs=1e-4)
     # Runs from before the argmax was kept have no such table.
     assert forest_paired_table({s: stages([0.7], [0.6]) for s in range(3)}, 1, "old") == ""
+
+
+def test_a_difference_the_same_in_every_pair_gets_no_p():
+    from runner.report import paired_cells
+    assert paired_cells([0.72, 0.70], [0.70, 0.68]) == ["+2.00", "- (the same in every pair)"]
+    assert paired_cells([0.70, 0.68], [0.70, 0.68]) == ["+0.00", "1.0000"]  # no difference at all
+    assert paired_cells([0.73, 0.70, 0.71], [0.70, 0.68, 0.70])[1] == (
+        f"{stats.ttest_rel([0.73, 0.70, 0.71], [0.70, 0.68, 0.70]).pvalue:.4f}")
