@@ -198,7 +198,9 @@ def report(run: Path, figures: bool = False) -> str:
     if summary.exists():
         walls = {m: [s["wall_s"] for s in rows]
                  for m, rows in json.loads(summary.read_text())["per_seed"].items()}
-        parts.append("wall time per seed (s): " + ", ".join(
+        # summary.json is the last runner.train's here: a folder several wrote (one per row or
+        # seed, as studies/epr.sh does) has its other wall times in its own log only.
+        parts.append("wall time per seed (s), the last runner.train run here: " + ", ".join(
             f"{m} {sum(w) / len(w):.0f}" for m, w in walls.items()))
     return "\n\n".join(parts)
 
