@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,29 @@ def agreement_figures(run: Path, by_seed: dict[str, dict[int, dict[str, float]]]
     return written
 
 
+# A line of a study's times.log (studies/common.sh): date, time, a name ("<row> seed<k>" for one
+# seed of one row, anything else for a step such as the reference's five seeds at once), the wall
+# seconds of all its attempts, then the command.
+TIMES_LINE = re.compile(r"\S+ \S+ (?P<name>.+?) (?P<seconds>\d+) s\b[^:]*: ")
+SEED_NAME = re.compile(r"(?P<row>\S+) seed(?P<seed>\d+)")
+
+
+def logged_walls(run: Path) -> dict[str, dict[int, int]]:
+    """Wall seconds from <run>/times.log: each row's, one per seed (the last entry of a seed
+    wins: a seed run again after its folder was removed), and each other step's under its name
+    and seed -1."""
+    log = run / "times.log"
+    if not log.is_file():
+        return {}
+    walls: dict[str, dict[int, int]] = {}
+    for line in log.read_text().splitlines():
+        if match := TIMES_LINE.match(line):
+            seed = SEED_NAME.fullmatch(match["name"])
+            row, k = (seed["row"], int(seed["seed"])) if seed else (match["name"], -1)
+            walls.setdefault(row, {})[k] = int(match["seconds"])
+    return walls
+
+
 def report(run: Path, figures: bool = False) -> str:
     if (run / "sweep.json").is_file():
         try:
@@ -194,12 +218,18 @@ def report(run: Path, figures: bool = False) -> str:
             parts.append(paired)
     if figures:
         parts += [f"figure: {path}" for path in agreement_figures(run, by_seed)]
-    summary = run / "summary.json"
-    if summary.exists():
+    if walls := logged_walls(run):
+        cells = []
+        for row, by_seed in walls.items():
+            w = list(by_seed.values())
+            cells.append(f"{row} {w[0]} (one command)" if -1 in by_seed else
+                         f"{row} {sum(w) / len(w):.0f} per seed ({min(w)}-{max(w)}, n={len(w)})")
+        parts.append("wall time (s) from times.log: " + ", ".join(cells))
+    elif (summary := run / "summary.json").exists():
         walls = {m: [s["wall_s"] for s in rows]
                  for m, rows in json.loads(summary.read_text())["per_seed"].items()}
         # summary.json is the last runner.train's here: a folder several wrote (one per row or
-        # seed, as studies/epr.sh does) has its other wall times in its own log only.
+        # seed) keeps the others' wall times only in a times.log (studies/common.sh writes one).
         parts.append("wall time per seed (s), the last runner.train run here: " + ", ".join(
             f"{m} {sum(w) / len(w):.0f}" for m, w in walls.items()))
     return "\n\n".join(parts)

@@ -72,3 +72,19 @@ def test_a_difference_the_same_in_every_pair_gets_no_p():
     assert paired_cells([0.70, 0.68], [0.70, 0.68]) == ["+0.00", "1.0000"]  # no difference at all
     assert paired_cells([0.73, 0.70, 0.71], [0.70, 0.68, 0.70])[1] == (
         f"{stats.ttest_rel([0.73, 0.70, 0.71], [0.70, 0.68, 0.70]).pvalue:.4f}")
+
+
+def test_wall_times_come_from_a_studys_times_log_every_seed_once(tmp_path):
+    from runner.report import logged_walls
+    (tmp_path / "times.log").write_text(
+        "2026-12-01 09:24:25 reference 156 s: python -m runner.train reference --seeds 5\n"
+        "2026-12-01 10:38:19 epr_paper seed0 3844 s: python -m runner.train epr seed=0\n"
+        "2026-12-01 10:39:14 epr_paper seed1 3899 s: python -m runner.train epr seed=1\n"
+        "2026-12-01 11:05:20 epr_soft_paper seed0 1621 s: python -m runner.train epr seed=0\n"
+        # a seed run again (its folder removed): the later entry is the seed's time
+        "2026-12-01 13:05:20 epr_soft_paper seed0 3000 s (2 attempts): python -m runner.train\n"
+        "not a line the study writes\n")
+    assert logged_walls(tmp_path) == {"reference": {-1: 156},
+                                      "epr_paper": {0: 3844, 1: 3899},
+                                      "epr_soft_paper": {0: 3000}}
+    assert logged_walls(tmp_path / "absent") == {}
