@@ -17,7 +17,7 @@ timed_to() {  # log, name, command...: run the command, append its wall time to 
   local owner=$BASHPID  # the beat stops with the shell that runs the command, even a killed one
   (while sleep "${BEAT:-30}" && kill -0 "$owner" 2> /dev/null; do
     echo "$((prior + $(date +%s) - begin)) $attempts" > "$mark.part" && mv "$mark.part" "$mark"
-  done) &
+  done) &> /dev/null &  # not holding the caller's output open after it is killed
   beat=$!
   "$@" || rc=$?
   kill "$beat" 2> /dev/null || true

@@ -10,10 +10,10 @@
 # sEPR). A seed whose config.txt exists is skipped; an interrupted one resumes from its Ray Train
 # checkpoint when the package's sources (src/emoref) have not changed since; commits to docs,
 # tests or scripts do not matter. Seeds go in the order that answers first: paper and in_sample
-# seed by seed (which protocol difference moves the numbers), then pEPR under paper with early
-# stopping on segment accuracy against the utterance label (epr.monitor=accuracy; the default
-# monitors the loss against the refined targets, which rewards imitating the previous stage),
-# then nested, whose pEPR seed trains 200 networks. Stage 1 is trained once per seed: a seed's
+# seed by seed (which protocol difference moves the numbers), then nested, whose pEPR seed trains
+# 200 networks, then pEPR under paper with early stopping on segment accuracy against the
+# utterance label (epr.monitor=accuracy; the default monitors the loss against the refined
+# targets, which rewards imitating the previous stage). Stage 1 is trained once per seed: a seed's
 # later rows load its stage-1 networks from the store (epr.reuse_stage1; the accuracy-monitor row
 # stops stage 1 differently, so it trains its own), and their curves and numbers are what
 # training them would give. Wall times go to OUT/times.log; the report, with every stage table,
@@ -38,8 +38,7 @@ KEPT=(config.txt epochs.csv table.csv confusion.json)  # a seed's files the repo
 # LANES seeds train side by side, each one Ray Train worker with CPUS threads. On 2 cores two lanes
 # of one thread each train more networks per hour than one seed with two threads (small
 # convolutions scale poorly across threads: BENCHMARKS.md, pair 9); every row uses the same
-# setting, so the protocols compare like with like. Lane i takes seeds i, i + LANES, ...: no two
-# lanes write the same seed folder.
+# setting, so the protocols compare like with like. The lanes share one queue of jobs (below).
 LANES=${LANES:-2}
 CPUS=${CPUS:-1}
 mkdir -p "$OUT"
@@ -63,8 +62,8 @@ relative() {  # file: the repository's parent folder written as .. (paths in con
 archive() {  # row, seed: the finished seed, the wall times and the report into ARCHIVE
   copy_seed "$OUT/$1/seed$2" "$ARCHIVE/$1/seed$2"
   relative "$ARCHIVE/$1/seed$2/config.txt"
-  cp "$OUT/times.log" "$ARCHIVE/times.log.part" && relative "$ARCHIVE/times.log.part" &&
-    mv "$ARCHIVE/times.log.part" "$ARCHIVE/times.log"
+  local part="$ARCHIVE/times.log.$BASHPID"  # two lanes may archive at once
+  cp "$OUT/times.log" "$part" && relative "$part" && mv "$part" "$ARCHIVE/times.log"
 }
 
 for done_seed in "$ARCHIVE"/*/seed*/config.txt; do  # restore finished seeds a lost OUT lacks
@@ -79,7 +78,7 @@ seed() {  # row, seed, overrides...: one seed of one row, through Ray Train (res
   shift 2
   [[ -f "$OUT/$row/seed$k/config.txt" ]] && return 0
   timed "$row seed$k" "$PY" -m runner.train epr "seed=$k" --seeds 1 --label "$row" --out "$OUT" \
-    --quiet workers=1 "dist.cpus_per_worker=$CPUS" "${CORPUS[@]}" "$@"
+    --quiet workers=1 "dist.cpus_per_worker=$CPUS" "${CORPUS[@]}" "$@" || return 1
   archive "$row" "$k"
 }
 
@@ -96,31 +95,70 @@ if [[ ! -f "$OUT/reference_cv/seed4/config.txt" ]]; then
   for ((k = 0; k < 5; k++)); do archive reference_cv "$k"; done
 fi
 
-run_seed() {  # protocol, seed: its pEPR and sEPR rows, then the report
-  seed "epr_$1" "$2" "epr.protocol=$1" epr.labels=mixed epr.depth=5
-  seed "epr_soft_$1" "$2" "epr.protocol=$1" epr.labels=soft epr.depth=3
-  report
-}
+# The jobs, one runner.train each, in the order that answers first: paper and in_sample seed by
+# seed (which protocol difference moves the numbers), then nested, then pEPR under paper with
+# early stopping on segment accuracy. Lanes take them from this one queue, each the first job not
+# finished, not taken and ready, so no lane idles while the other has hours of work left (a
+# nested pEPR seed alone trains 200 networks). Ready: a seed's rows other than epr_paper wait for
+# its epr_paper, whose stage-1 networks they load from the store, and two rows of one seed never
+# run at once (both would train the same stage-1 networks); the accuracy-monitor row stops stage
+# 1 differently, trains its own, and waits for nothing.
+JOBS=()
+job() { JOBS+=("$*"); }  # row seed overrides...
+for ((k = 0; k < SEEDS; k++)); do
+  for protocol in paper in_sample; do
+    job "epr_$protocol" "$k" "epr.protocol=$protocol" epr.labels=mixed epr.depth=5
+    job "epr_soft_$protocol" "$k" "epr.protocol=$protocol" epr.labels=soft epr.depth=3
+  done
+done
+for kind in "epr_nested epr.labels=mixed epr.depth=5" "epr_soft_nested epr.labels=soft epr.depth=3"; do
+  for ((k = 0; k < NESTED_SEEDS; k++)); do
+    job "${kind%% *}" "$k" epr.protocol=nested ${kind#* }
+  done
+done
+for ((k = 0; k < SEEDS; k++)); do  # early stopping on segment accuracy instead of loss
+  job epr_paper_monitor_accuracy "$k" epr.protocol=paper epr.labels=mixed epr.depth=5 \
+    epr.monitor=accuracy
+done
 
-lane() {  # first seed: paper and in_sample seed by seed, pEPR under paper stopped on accuracy, nested
-  local k
-  for ((k = $1; k < SEEDS; k += LANES)); do
-    run_seed paper "$k"
-    run_seed in_sample "$k"
+CLAIMS="$OUT/.claims"  # a lane's claim on a seed (or on a row's seed): a folder, made atomically
+rm -rf "$CLAIMS"       # claims of a run that was stopped are void
+mkdir -p "$CLAIMS"
+
+lane() {  # take the next ready job until none is left; a failed job stops every lane
+  local entry row k rest claim took waiting
+  while [[ ! -e "$CLAIMS/failed" ]]; do
+    took=0 waiting=0
+    for entry in "${JOBS[@]}"; do
+      read -r row k rest <<< "$entry"
+      [[ -f "$OUT/$row/seed$k/config.txt" ]] && continue
+      waiting=1
+      [[ $row == epr_paper || $row == *monitor* || -f "$OUT/epr_paper/seed$k/config.txt" ]] ||
+        continue
+      claim="$CLAIMS/seed$k"
+      [[ $row == *monitor* ]] && claim="$CLAIMS/${row}_seed$k"
+      mkdir "$claim" 2> /dev/null || continue
+      # word splitting of rest is wanted: its overrides
+      # shellcheck disable=SC2086
+      if ! seed "$row" "$k" $rest; then
+        touch "$CLAIMS/failed"
+        echo "$row seed$k failed; every lane stops after its job" >&2
+        return 1
+      fi
+      rmdir "$claim"
+      report
+      took=1
+      break
+    done
+    ((waiting)) || return 0
+    ((took)) || sleep "${POLL:-30}"  # every job left is another lane's, or waits for one
   done
-  for ((k = $1; k < SEEDS; k += LANES)); do  # early stopping on segment accuracy instead of loss
-    seed epr_paper_monitor_accuracy "$k" epr.protocol=paper epr.labels=mixed epr.depth=5 \
-      epr.monitor=accuracy
-    report
-  done
-  for ((k = $1; k < NESTED_SEEDS; k += LANES)); do
-    run_seed nested "$k"
-  done
+  return 1
 }
 
 pids=()
 for ((i = 0; i < LANES; i++)); do
-  lane "$i" &
+  lane &
   pids+=($!)
 done
 status=0

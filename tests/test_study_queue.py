@@ -1,0 +1,90 @@
+"""studies/epr.sh's job queue: its lanes share one queue, so every job runs exactly once, a
+seed's rows never run side by side, the rows that load a seed's stage-1 networks wait for the row
+that trains them, and neither lane idles while the other has work. Training is the one part
+stood in for here (a real seed is an hour of compute): PY is a script that logs when each
+runner.train starts and ends and writes the finished seed's files as runner.train would."""
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+STAND_IN = r"""#!/usr/bin/env bash
+# python -m runner.train|runner.report ...: logs and writes what the study script reads
+[[ $2 == runner.report ]] && { echo "report of $3"; exit 0; }
+args=" $* "
+out=$(sed -E 's/.* --out ([^ ]+) .*/\1/' <<< "$args")
+if [[ $3 == reference ]]; then
+  for k in 0 1 2 3 4; do mkdir -p "$out/reference_cv/seed$k"; echo seed=$k > "$out/reference_cv/seed$k/config.txt"; done
+  exit 0
+fi
+row=$(sed -E 's/.* --label ([^ ]+) .*/\1/' <<< "$args")
+k=$(sed -E 's/.* seed=([0-9]+) .*/\1/' <<< "$args")
+echo "start $row $k $(date +%s.%N)" >> "$out/jobs.log"
+[[ $row == epr_nested ]] && sleep 1.2 || sleep 0.3
+mkdir -p "$out/$row/seed$k"
+for name in epochs.csv table.csv confusion.json; do echo x > "$out/$row/seed$k/$name"; done
+printf 'seed=%s\ncorpus.root=%s\n' "$k" "$out" > "$out/$row/seed$k/config.txt"
+echo "end $row $k $(date +%s.%N)" >> "$out/jobs.log"
+"""
+
+
+def run_study(tmp_path: Path, seeds: int, nested: int, done: dict[str, list[int]] = {}):
+    python = tmp_path / "python"
+    python.write_text(STAND_IN)
+    python.chmod(0o755)
+    out, archive = tmp_path / "out", tmp_path / "archive"
+    for row, ks in done.items():  # seeds a previous run finished
+        for k in ks:
+            (out / row / f"seed{k}").mkdir(parents=True)
+            (out / row / f"seed{k}" / "config.txt").write_text(f"seed={k}\n")
+    env = {**os.environ, "PY": str(python), "OUT": str(out), "ARCHIVE": str(archive),
+           "SEEDS": str(seeds), "NESTED_SEEDS": str(nested), "LANES": "2",
+           "EMODB": str(tmp_path / "emodb"), "POLL": "0.1"}
+    subprocess.run(["bash", "studies/epr.sh"], cwd=ROOT, env=env, check=True,
+                   capture_output=True, timeout=120)
+    events = []
+    for line in (out / "jobs.log").read_text().splitlines():
+        what, row, k, at = line.split()
+        events.append((float(at), what, row, int(k)))
+    return sorted(events), out, archive
+
+
+def intervals(events):
+    starts = {(row, k): at for at, what, row, k in events if what == "start"}
+    return {job: (starts[job], at) for at, what, *job in events if what == "end"
+            for job in [tuple(job)]}
+
+
+def test_every_job_once_in_a_safe_order_on_both_lanes(tmp_path):
+    events, out, archive = run_study(tmp_path, seeds=3, nested=2)
+    spans = intervals(events)
+    rows = ["epr_paper", "epr_soft_paper", "epr_in_sample", "epr_soft_in_sample"]
+    expected = ({(r, k) for r in rows for k in range(3)}
+                | {(r, k) for r in ("epr_nested", "epr_soft_nested") for k in range(2)}
+                | {("epr_paper_monitor_accuracy", k) for k in range(3)})
+    assert sorted(spans) == sorted(expected)
+    assert sum(what == "start" for _, what, _, _ in events) == len(expected)  # each once
+    for (row, k), (start, end) in spans.items():
+        if row not in ("epr_paper", "epr_paper_monitor_accuracy"):
+            # it loads epr_paper's stage-1 networks: they must be stored first
+            assert start >= spans[("epr_paper", k)][1], (row, k)
+        for (other, j), (s2, e2) in spans.items():
+            if j == k and other != row and "monitor" not in row + other:
+                assert end <= s2 or e2 <= start, f"{row} and {other} of seed {k} overlapped"
+    # two lanes: some jobs did run side by side
+    assert any(s1 < e2 and s2 < e1 for a, (s1, e1) in spans.items()
+               for b, (s2, e2) in spans.items() if a < b)
+    # every finished seed is archived, with a relative corpus path
+    assert all((archive / r / f"seed{k}" / "config.txt").is_file() for r, k in expected)
+    assert (out / "report.md").read_text().startswith("report of")
+
+
+def test_finished_seeds_are_not_run_again(tmp_path):
+    done = {"epr_paper": [0, 1], "epr_soft_paper": [0]}
+    events, _, _ = run_study(tmp_path, seeds=2, nested=0, done=done)
+    started = {(row, k) for _, what, row, k in events if what == "start"}
+    assert not started & {(r, k) for r, ks in done.items() for k in ks}
+    assert ("epr_soft_paper", 1) in started and ("epr_in_sample", 0) in started
