@@ -104,27 +104,39 @@ def forest_paired_table(seeds: dict[int, dict[str, float]], depth: int, name: st
     return "\n".join(lines)
 
 
+DECISIONS = {"forest": ("stage", "each stage's decision (the forest)"),
+             "argmax": ("argmax_stage", "the argmax of the mean profile, the same profiles "
+                                         "without the forest")}
+
+
 def epr_rows_paired_table(seeds: dict[str, dict[int, dict[str, float]]],
-                          configs: dict[str, Any]) -> str:
+                          configs: dict[str, Any], decision: str = "forest") -> str:
     """EPR rows of the same kind (epr.labels) against each other, stage by stage up to the
     shallower depth: row A minus row B over the seeds both finished (a seed has the same folds
     and stage-1 initialisations in every row), with the two-sided paired t-test's p. This is the
-    table that says by how much a protocol (or an early-stopping monitor) moves the numbers."""
-    title = ("EPR rows against each other, paired over the seeds both finished (points, the "
-             "first row minus the second):")
+    table that says by how much a protocol (or an early-stopping monitor) moves the numbers.
+
+    decision="argmax" pairs the mean profile's argmax instead of the forest: between `paper` and
+    `in_sample` it isolates which profiles teach the next stage (the test fold's profiles come
+    from its own fold's network under both), where the forest's table also carries how each
+    protocol fits the forest. Rows without the argmax (runs before it was kept) are left out."""
+    key, what = DECISIONS[decision]
+    title = (f"EPR rows against each other, {what}, paired over the seeds both finished "
+             "(points, the first row minus the second):")
     lines = [title, "",
              "| rows | seeds | stage | WA difference | p | UA difference | p |",
              "|---|---|---|---|---|---|---|"]
     names = sorted(configs)
     for i, a in enumerate(names):
         for b in names[i + 1:]:
-            shared = sorted(set(seeds[a]) & set(seeds[b]))
+            shared = [s for s in sorted(set(seeds[a]) & set(seeds[b]))
+                      if f"final.{key}1_wa" in seeds[a][s] and f"final.{key}1_wa" in seeds[b][s]]
             if configs[a].labels != configs[b].labels or len(shared) < 2:
                 continue
             for stage in range(1, min(configs[a].depth, configs[b].depth) + 1):
-                cells = [c for key in ("wa", "ua") for c in paired_cells(
-                    [seeds[a][s][f"final.stage{stage}_{key}"] for s in shared],
-                    [seeds[b][s][f"final.stage{stage}_{key}"] for s in shared])]
+                cells = [c for metric in ("wa", "ua") for c in paired_cells(
+                    [seeds[a][s][f"final.{key}{stage}_{metric}"] for s in shared],
+                    [seeds[b][s][f"final.{key}{stage}_{metric}"] for s in shared])]
                 lines.append(f"| {a} - {b} | {len(shared)} | {stage} | " + " | ".join(cells)
                              + " |")
     return "\n".join(lines) if len(lines) > 4 else ""
@@ -209,8 +221,8 @@ def report(run: Path, figures: bool = False) -> str:
               if (line := stage_paired_table(by_seed[row], e.depth, row))]
     parts += [table for row, e in epr.items()
               if (table := forest_paired_table(by_seed[row], e.depth, row))]
-    if across := epr_rows_paired_table({row: by_seed[row] for row in epr}, epr):
-        parts.append(across)
+    parts += [table for decision in DECISIONS if (table := epr_rows_paired_table(
+        {row: by_seed[row] for row in epr}, epr, decision))]
     if "ipr" in by_seed:
         parts.append(agreement_table(by_seed["ipr"]))
         paired = paired_table(by_seed)

@@ -88,3 +88,27 @@ def test_wall_times_come_from_a_studys_times_log_every_seed_once(tmp_path):
                                       "epr_paper": {0: 3844, 1: 3899},
                                       "epr_soft_paper": {0: 3000}}
     assert logged_walls(tmp_path / "absent") == {}
+
+
+def test_epr_rows_pair_the_mean_profile_argmax_apart_from_the_forest():
+    def seed(forest: list[float], argmax: list[float]) -> dict[str, float]:
+        row = stages(forest, forest)
+        return {**row, **{k.replace("final.", "final.argmax_"): v
+                          for k, v in stages(argmax, argmax).items()}}
+    paper = {0: seed([0.70, 0.80], [0.71, 0.75]), 1: seed([0.72, 0.79], [0.70, 0.74]),
+             2: seed([0.69, 0.81], [0.69, 0.77])}
+    in_sample = {0: seed([0.76, 0.77], [0.71, 0.72]), 1: seed([0.77, 0.78], [0.70, 0.70]),
+                 2: seed([0.75, 0.76], [0.69, 0.71])}
+    old = {k: stages([0.7, 0.7], [0.7, 0.7]) for k in (0, 1, 2)}  # kept no argmax
+    configs = {name: SimpleNamespace(labels="mixed", depth=2)
+               for name in ("epr_paper", "epr_in_sample", "epr_old")}
+    rows = {"epr_paper": paper, "epr_in_sample": in_sample, "epr_old": old}
+    argmax = epr_rows_paired_table(rows, configs, "argmax")
+    lines = [line for line in argmax.splitlines() if line.startswith("| epr")]
+    assert [line.split(" | ")[0] for line in lines] == ["| epr_in_sample - epr_paper"] * 2
+    # stage 1: the same argmax in both rows (the same networks); stage 2: -4.33 points
+    assert lines[0].split(" | ")[3] == "+0.00"
+    assert lines[1].split(" | ")[3] == f"{100 * (0.72 + 0.70 + 0.71 - 0.75 - 0.74 - 0.77) / 3:+.2f}"
+    forest = epr_rows_paired_table(rows, configs)
+    assert "epr_in_sample - epr_old" in forest and "epr_in_sample - epr_old" not in argmax
+    assert "the forest" in forest.splitlines()[0] and "argmax" in argmax.splitlines()[0]
