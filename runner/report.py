@@ -142,13 +142,13 @@ def epr_rows_paired_table(seeds: dict[str, dict[int, dict[str, float]]],
 
 def epr_configs(run: Path, rows: list[str]) -> dict[str, Any]:
     """Each EPR row's EPRConfig; a row whose seeds ran under different epr.protocol values (or
-    depths, or labels) would average unlike things, so it is refused with the fix."""
+    depths, labels, forest fits) would average unlike things, so it is refused with the fix."""
     configs = {}
     for row in rows:
         seen = {seed: seed_config(folder).epr for seed, folder in finished_seeds(run / row).items()}
-        kinds = {(e.protocol, e.depth, e.labels) for e in seen.values()}
+        kinds = {(e.protocol, e.depth, e.labels, e.forest_fit) for e in seen.values()}
         if len(kinds) > 1:
-            fail(f"{run / row}: its seeds mix EPR settings (protocol, depth, labels): "
+            fail(f"{run / row}: its seeds mix EPR settings (protocol, depth, labels, forest_fit): "
                  f"{sorted(kinds)}; write each to its own row (runner.train --label epr_<name>)")
         configs[row] = next(iter(seen.values()))
     return configs
