@@ -15,7 +15,10 @@ EPR_HELP = ("EPR protocols (epr.protocol): paper, the default, cross-fits every 
             "cross-fit their own profiles) and trains epr.inner_folds + 1 times the networks "
             "(4x at the default 3); in_sample lets each fold's chain learn from its own fitted "
             "outputs. Stage 1 does not depend on the protocol or the kind: its networks are stored "
-            "and a seed's other rows load them (epr.reuse_stage1).")
+            "and a seed's other rows load them (epr.reuse_stage1). epr.forest_fit=fold_network "
+            "fits each fold's forest on its own network's profiles of the training utterances "
+            "instead of the protocol's (not the paper's decision; one more inference pass per "
+            "network).")
 
 # Short forms a user may type; each expands to a full config key.
 SHORTHANDS = {"split": "split.kind", "corpus": "corpus.name"}

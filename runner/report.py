@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ from emoref.config import ConfigError
 from emoref.record import (finished_seeds, outcome, reading, results_tables, seed_config,
                            seed_rows)
 from emoref.summary import aggregate, mean_std, pm
-from emoref.sweep import paired_p, write_report
+from emoref.sweep import p_text, paired_p, write_report
 from runner._cli import fail
 
 AGREEMENT_COLUMNS = (("placement", "at placement"), ("selected", "at the selected epoch"),
@@ -49,13 +50,10 @@ def agreement_table(seeds: dict[int, dict[str, float]]) -> str:
 def paired_cells(a: list[float], b: list[float]) -> list[str]:
     """Mean of a - b in points and the two-sided paired t-test's p, marked when below 0.05. The
     same nonzero difference in every pair (two seeds can give it: WA moves in steps of one
-    utterance) has no spread for a t-test to weigh: no p, rather than paired_p's 0."""
-    diffs = [x - y for x, y in zip(a, b)]
-    mean = f"{100 * mean_std(diffs)[0]:+.2f}"
-    if len(diffs) > 1 and max(diffs) - min(diffs) < 1e-9 < abs(diffs[0]):  # float rounding
-        return [mean, "- (the same in every pair)"]
+    utterance) has no spread for a t-test to weigh, so no p (paired_p)."""
+    mean = f"{100 * mean_std([x - y for x, y in zip(a, b)])[0]:+.2f}"
     p = paired_p(a, b)
-    return [mean, f"{p:.4f}{' (< 0.05)' if p < 0.05 else ''}"]
+    return [mean, "- (the same in every pair)" if len(a) > 1 and math.isnan(p) else p_text(p)]
 
 
 def paired_table(seeds: dict[str, dict[int, dict[str, float]]], best: str = "ipr") -> str:
@@ -144,13 +142,13 @@ def epr_rows_paired_table(seeds: dict[str, dict[int, dict[str, float]]],
 
 def epr_configs(run: Path, rows: list[str]) -> dict[str, Any]:
     """Each EPR row's EPRConfig; a row whose seeds ran under different epr.protocol values (or
-    depths, or labels) would average unlike things, so it is refused with the fix."""
+    depths, labels, forest fits) would average unlike things, so it is refused with the fix."""
     configs = {}
     for row in rows:
         seen = {seed: seed_config(folder).epr for seed, folder in finished_seeds(run / row).items()}
-        kinds = {(e.protocol, e.depth, e.labels) for e in seen.values()}
+        kinds = {(e.protocol, e.depth, e.labels, e.forest_fit) for e in seen.values()}
         if len(kinds) > 1:
-            fail(f"{run / row}: its seeds mix EPR settings (protocol, depth, labels): "
+            fail(f"{run / row}: its seeds mix EPR settings (protocol, depth, labels, forest_fit): "
                  f"{sorted(kinds)}; write each to its own row (runner.train --label epr_<name>)")
         configs[row] = next(iter(seen.values()))
     return configs

@@ -51,6 +51,7 @@ def test_corpus_defaults_come_before_user_overrides():
     ("epr.protocol=crossfit", "epr.protocol"),
     ("epr.inner_folds=1", "epr.inner_folds"),
     ("epr.monitor=f1", "epr.monitor"),
+    ("epr.forest_fit=own", "epr.forest_fit"),
     ("epr.statistics=mean,mode", "epr.statistics"),
 ])
 def test_bad_overrides_name_the_key(override, names):

@@ -112,3 +112,17 @@ def test_epr_rows_pair_the_mean_profile_argmax_apart_from_the_forest():
     forest = epr_rows_paired_table(rows, configs)
     assert "epr_in_sample - epr_old" in forest and "epr_in_sample - epr_old" not in argmax
     assert "the forest" in forest.splitlines()[0] and "argmax" in argmax.splitlines()[0]
+
+
+def test_paired_p_is_undefined_without_spread_and_one_without_difference():
+    import math
+
+    from emoref.sweep import p_text, paired_p
+    # the same one-utterance step in both pairs, from different numerators (float rounding)
+    a, b = [380 / 535, 390 / 535], [370 / 535, 380 / 535]
+    assert math.isnan(paired_p(a, b)) and p_text(paired_p(a, b)) == "-"
+    assert paired_p([0.7, 0.8], [0.7, 0.8]) == 1.0
+    assert math.isnan(paired_p([0.7], [0.6]))  # one pair
+    assert paired_p([0.70, 0.74, 0.72], [0.69, 0.70, 0.71]) == pytest.approx(
+        stats.ttest_rel([0.70, 0.74, 0.72], [0.69, 0.70, 0.71]).pvalue)
+    assert p_text(0.01) == "0.0100 (< 0.05)" and p_text(0.2) == "0.2000"

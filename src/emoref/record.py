@@ -124,8 +124,10 @@ def results_tables(summaries: Mapping[str, Mapping[str, Mapping[str, float]]],
                       + markdown_table(folds, CV_COLUMNS))
     for row in stages:
         e = epr[row]
-        tables.append(f"{row} ({e.labels} labels, protocol {e.protocol}), utterance WA/UA/F1 "
-                      "over all folds (percent):\n"
+        forest = ", forests fitted on the fold network's profiles" if (
+            e.forest_fit == "fold_network" and e.protocol != "in_sample") else ""
+        tables.append(f"{row} ({e.labels} labels, protocol {e.protocol}{forest}), utterance "
+                      "WA/UA/F1 over all folds (percent):\n"
                       + stage_table(summaries[row], e.depth, vgg_name(e.labels),
                                     reference=summaries.get("reference_cv")))
     return tables

@@ -298,15 +298,25 @@ def baseline_outcomes(folder: Path) -> dict[str, dict[int, dict[str, float]]]:
 
 def paired_p(a: Sequence[float], b: Sequence[float]) -> float:
     """Two-sided paired t-test over seeds (the same seeds, the same split): p-value, NaN when it
-    is undefined (fewer than two pairs, or identical differences). With five seeds a signed-rank
+    is undefined (fewer than two pairs, or the same nonzero difference in every pair), 1 when
+    every difference is zero. With five seeds a signed-rank
     test cannot go below p = 0.0625, so it could never mark p < 0.05; the t-test can."""
     from scipy import stats
     if len(a) < 2:
         return math.nan
     diffs = [x - y for x, y in zip(a, b)]
-    if max(diffs) == min(diffs):
-        return 0.0 if diffs[0] != 0 else 1.0
+    # Equal up to float rounding (WA moves in steps of one utterance, and 380/535 - 370/535 need
+    # not equal 390/535 - 380/535 to the last bit): no spread, so no t. No difference at all is
+    # p 1; the same nonzero difference in every pair (two seeds can give it) has no p, not the
+    # 0 that the t-test's infinite t would claim.
+    if max(diffs) - min(diffs) <= 1e-9:
+        return 1.0 if max(map(abs, diffs)) <= 1e-9 else math.nan
     return float(stats.ttest_rel(a, b).pvalue)
+
+
+def p_text(p: float) -> str:
+    """A paired test's p for a table: four decimals, marked when below 0.05; "-" when undefined."""
+    return "-" if math.isnan(p) else f"{p:.4f}{' (< 0.05)' if p < 0.05 else ''}"
 
 
 TRAIN_DATA = {"baseline": "D1", "baseline_star": "D1 and unlabelled D2",
@@ -449,8 +459,7 @@ def write_report(folder: str | Path, top: int = 10) -> str:
                   "| against | metric | seeds | difference (points) | p |", "|---|---|---|---|---|"]
         for t in paired_tests(best, others):
             lines.append(f"| {t['against']} | {test} {t['metric'].upper()} | {t['seeds']} | "
-                         f"{t['difference'] * 100:+.2f} | {t['p']:.4f}"
-                         f"{' (< 0.05)' if t['p'] < 0.05 else ''} |")
+                         f"{t['difference'] * 100:+.2f} | {p_text(t['p'])} |")
     if method == "ipr" and others:
         lines += ["", "## In the layout of the IPR paper's Table 3", "",
                   table3(best, others), "",

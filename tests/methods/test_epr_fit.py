@@ -426,3 +426,60 @@ def test_an_unreadable_stored_network_is_named(smoke, tmp_path, monkeypatch):
     victim.write_bytes(b"not a network")
     with pytest.raises(OSError, match=f"{victim.name}: unreadable stored stage-1 network"):
         stored_fit(tmp_path, split, monkeypatch, "epr.depth=1")
+
+
+@pytest.mark.parametrize("protocol", ["paper", "nested"])
+def test_fold_network_forests_fit_what_in_sample_forests_fit_and_teach_nothing_new(
+        smoke, protocol, monkeypatch):
+    """epr.forest_fit=fold_network changes only what each fold's forests are fitted on: at stage 1
+    (the same networks under every protocol) they get, bit for bit, the features in_sample's
+    forests get (the fold network's own profiles of its training utterances), so they decide
+    stage 1 as in_sample does; every network's targets stay the protocol's, and no forest is
+    fitted on an utterance it scores or on its fold's test utterances."""
+    config, split = smoke
+    runs = {}
+    for name, extra in (("default", []), ("fold_network", ["epr.forest_fit=fold_network"]),
+                        ("in_sample", [])):
+        with monkeypatch.context() as patch:
+            spy = Spy(patch)
+            chosen = "in_sample" if name == "in_sample" else protocol
+            result = epr.fit(smoke_config(config.corpus.cache_dir, f"epr.protocol={chosen}",
+                                          *extra), split, ListReporter())
+        runs[name] = spy, result
+    (base, _), (own, own_result), (inside, inside_result) = (
+        runs["default"], runs["fold_network"], runs["in_sample"])
+    stage1 = 2 * len(split.folds)  # each fold's test forest and dev forest
+    for a, b in zip(own.forests[:stage1], inside.forests[:stage1]):
+        assert a["fit"] == b["fit"] and np.array_equal(a["x"], b["x"]) and np.array_equal(
+            a["y"], b["y"])
+    for key in ("stage1_wa", "stage1_ua", "stage1_dev_ua"):
+        assert own_result.final[key] == inside_result.final[key]
+    assert not all(np.array_equal(a["x"], b["x"])
+                   for a, b in zip(own.forests[:stage1], base.forests[:stage1]))
+    for a, b in zip(own.networks, base.networks):  # the protocol's targets teach every stage
+        assert bool((a["targets"] == b["targets"]).all()) and a["weights"] == b["weights"]
+    _, tests = positions(split)
+    for i, forest in enumerate(own.forests):
+        assert not forest["fit"] & forest["score"]
+        assert not forest["fit"] & tests[(i // 2) % len(split.folds)]
+
+
+def test_fold_network_forests_resume_where_they_stopped(smoke):
+    """The fold networks' own profiles are part of the checkpoint: resumed inside stage 2, the
+    fit reports what an uninterrupted one does."""
+    from emoref.runtime import LOCAL
+    config, split = smoke
+    config = smoke_config(config.corpus.cache_dir, "epr.forest_fit=fold_network",
+                          "epr.max_epochs=2", "epr.patience=5")
+    states, whole = [], ListReporter()
+
+    def keep(epoch, metrics, extras, state=None):
+        whole.rows.append({"epoch": epoch, **metrics})
+        states.append(copy.deepcopy(state()))
+
+    expected = epr.fit(config, split, keep)
+    inside = next(i for i, r in enumerate(whole.rows) if r["stage"] == 2 and "stage_epoch" in r
+                  and r["fold"] == split.folds[-1].index)
+    again = ListReporter()
+    result = epr.fit(config, split, again, dataclasses.replace(LOCAL, resume=states[inside]))
+    assert again.rows == whole.rows[inside + 1:] and result.final == expected.final

@@ -69,7 +69,8 @@ def fingerprint(network: torch.nn.Module) -> float:
 # are told apart by their training utterances, which are in the key), and the forests, statistics
 # and figures come after it. Everything else in the config is part of the key.
 STAGE1_FREE = ("labels", "mix_weight", "depth", "protocol", "inner_folds", "statistics",
-               "forest_trees", "figure_utterance", "figure_count", "cache", "reuse_stage1")
+               "forest_trees", "forest_fit", "figure_utterance", "figure_count", "cache",
+               "reuse_stage1")
 # Bump when what a stored network means changes: old entries are then simply not found.
 STAGE1_FORMAT = 1
 
@@ -254,7 +255,15 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runti
     def empty() -> dict[int, torch.Tensor]:
         return {c: torch.full((len(bank.starts), n_classes), float("nan")) for c in chains}
 
-    previous, tables = None, empty()  # stage t - 1's and stage t's profiles, by chain
+    # epr.forest_fit=fold_network: each fold network's own profiles of its training utterances,
+    # which its forests fit on (by fold; under in_sample they are its chain's table already).
+    own_fit = epr.forest_fit == "fold_network" and epr.protocol != "in_sample"
+
+    def empty_own() -> dict[int, torch.Tensor]:
+        return {k: torch.full((len(bank.starts), n_classes), float("nan"))
+                for k in outer} if own_fit else {}
+
+    previous, tables, own = None, empty(), empty_own()  # stage t - 1's and stage t's profiles
     store = Stage1Store(config, bank, runtime) if epr.reuse_stage1 else None
     reused = 0  # stage-1 networks loaded from the store
     first_stage, first_job, inner_state, step = 1, 0, None, 0
@@ -264,18 +273,20 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runti
     if saved:
         predicted, dev = saved["predicted"].numpy().copy(), saved["dev"].numpy().copy()
         argmax = saved["argmax"].numpy().copy()
-        previous, tables = saved["previous"], saved["tables"]
+        previous, tables, own = saved["previous"], saved["tables"], saved.get("own", {})
         figure_profiles, step = saved["figure_profiles"], saved["step"]
         first_stage, first_job, inner_state = saved["stage"], saved["job"], saved["network"]
         reused = saved.get("reused", 0)
         if first_job == len(jobs):
             first_stage, first_job, previous, tables = first_stage + 1, 0, tables, empty()
+            own = empty_own()
     for stage in range(first_stage, epr.depth + 1):
         refined: dict[int, torch.Tensor] = {}
 
         def cursor(job_index: int, network_state: dict[str, Any] | None) -> dict[str, Any]:
             return {"stage": stage, "job": job_index, "network": network_state,
-                    "previous": previous, "tables": tables, "figure_profiles": figure_profiles,
+                    "previous": previous, "tables": tables, "own": own,
+                    "figure_profiles": figure_profiles,
                     "predicted": torch.from_numpy(predicted.copy()),
                     "argmax": torch.from_numpy(argmax.copy()),
                     "dev": torch.from_numpy(dev.copy()), "step": step + 1, "reused": reused}
@@ -324,6 +335,10 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runti
             serves = bank.of(job.serves)
             tables[job.chain][serves] = predict_profiles(network, bank, norm, epr.batch_size,
                                                          serves, runtime)
+            if own_fit and job.inner < 0:
+                fitted = bank.of(job.train)
+                own[job.fold][fitted] = predict_profiles(network, bank, norm, epr.batch_size,
+                                                         fitted, runtime)
         first_job = 0
         # ---- Utterance decision: profile statistics -> random forest (Sec. 2, 4.1), fitted on
         # fold k's training utterances and labelling its test fold; the same inputs and seed on
@@ -337,6 +352,12 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runti
                                                 ("mean",)) for c in chains}
         for k, fold in enumerate(split.folds):
             x, (fit_utts, val_utts, *_) = features[jobs[outer[k]].chain], held[outer[k]]
+            if own_fit:  # the training utterances as the fold network itself profiles them
+                x = x.copy()
+                fitted = bank.of(trains[k])
+                x[trains[k]] = epr_math.utterance_features(
+                    own[k][fitted].numpy(), bank.owner[fitted], len(utterances),
+                    epr.statistics)[trains[k]]
             argmax[stage - 1, tests[k]] = means[jobs[outer[k]].chain][tests[k]].argmax(1)
             predicted[stage - 1, tests[k]] = forest_labels(
                 x, labels, trains[k], tests[k], utterances, epr.forest_trees,
@@ -360,7 +381,7 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runti
             i = position[u]
             chain = jobs[outer[int(home[i])]].chain
             figure_profiles[u].append(tables[chain][bank.of(np.array([i]))].tolist())
-        previous, tables = tables, empty()
+        previous, tables, own = tables, empty(), empty_own()
     # ---- Evaluation: every utterance predicted once, by its own fold's forest (Tables 2-4).
     tested = predicted[0] >= 0  # all utterances when the folds cover the corpus
     final: dict[str, float] = {}
