@@ -13,7 +13,9 @@
 # seed by seed (which protocol difference moves the numbers), then nested, whose pEPR seed trains
 # 200 networks, then pEPR under paper with early stopping on segment accuracy against the
 # utterance label (epr.monitor=accuracy; the default monitors the loss against the refined
-# targets, which rewards imitating the previous stage). Stage 1 is trained once per seed: a seed's
+# targets, which rewards imitating the previous stage), then pEPR under paper with each fold's
+# forest fitted on its own network's profiles over FOLD_FOREST_SEEDS (default 3;
+# epr.forest_fit=fold_network). Stage 1 is trained once per seed: a seed's
 # later rows load its stage-1 networks from the store (epr.reuse_stage1; the accuracy-monitor row
 # stops stage 1 differently, so it trains its own), and their curves and numbers are what
 # training them would give. Wall times go to OUT/times.log; the report, with every stage table,
@@ -21,7 +23,7 @@
 # to OUT/report.md.
 #
 # Each finished seed's numbers (config.txt, epochs.csv, table.csv, confusion.json: what
-# runner.report reads) are copied to ARCHIVE (default studies/results/epr, kept in the
+# runner.report reads) and provenance.txt (the commit and code digest that ran) are copied to ARCHIVE (default studies/results/epr, kept in the
 # repository), with times.log and report.md: docs/results.md's numbers come from there
 # (`python -m runner.report studies/results/epr`), and a run folder that was lost is restored from
 # it before anything trains, so a finished seed is never trained twice.
@@ -33,8 +35,10 @@ EMODB=${EMODB:-$(cd .. && pwd)/shared/data/emodb}
 OUT=${OUT:-runs/studies/epr}
 SEEDS=${SEEDS:-5}
 NESTED_SEEDS=${NESTED_SEEDS:-3}
+FOLD_FOREST_SEEDS=${FOLD_FOREST_SEEDS:-3}
 ARCHIVE=${ARCHIVE:-studies/results/epr}
-KEPT=(config.txt epochs.csv table.csv confusion.json)  # a seed's files the report reads
+# a seed's files the report reads, and the code that ran (seeds finished before it was written lack it)
+KEPT=(config.txt epochs.csv table.csv confusion.json provenance.txt)
 # LANES seeds train side by side, each one Ray Train worker with CPUS threads. On 2 cores two lanes
 # of one thread each train more networks per hour than one seed with two threads (small
 # convolutions scale poorly across threads: BENCHMARKS.md, pair 9); every row uses the same
@@ -119,6 +123,13 @@ done
 for ((k = 0; k < SEEDS; k++)); do  # early stopping on segment accuracy instead of loss
   job epr_paper_monitor_accuracy "$k" epr.protocol=paper epr.labels=mixed epr.depth=5 \
     epr.monitor=accuracy
+done
+# pEPR under paper, each fold's forest fitted on its own network's profiles of the training
+# utterances (epr.forest_fit=fold_network): the paper's teaching profiles with the in_sample
+# row's forest fit, the two protocol differences of docs/results.md put together.
+for ((k = 0; k < FOLD_FOREST_SEEDS; k++)); do
+  job epr_paper_fold_forest "$k" epr.protocol=paper epr.labels=mixed epr.depth=5 \
+    epr.forest_fit=fold_network
 done
 
 CLAIMS="$OUT/.claims"  # a lane's claim on a seed (or on a row's seed): a folder, made atomically

@@ -8,6 +8,7 @@ A seed folder (runner.train --out <dir>/<method>/seed<k>, or a sweep's trials/<t
     checkpoint.pt    IPR family: dev-selected weights (+ prototypes), config, git SHA, split hash
     confusion.json   the reported confusion matrices as numbers
     figures/*.png    agreement curves, prototype similarity, confusion matrices, EPR profiles
+    provenance.txt   the git commit and the package's code digest (provenance.py) that ran
     config.txt       the resolved config as key=value, written last: a folder with it is finished
 
 How a method's record reads (which epoch is reported, where its test numbers are, which figures it
@@ -27,6 +28,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 import numpy as np
 
 from emoref.config import RunConfig, as_overrides
+from emoref.provenance import code_digest, git_sha
 from emoref.summary import CV_COLUMNS, markdown_table, seed_metrics, stage_table, write_csv
 
 OBJECTIVE = "dev_ua"  # what selects an epoch and what Optuna maximises. Never D3, never a test fold.
@@ -170,6 +172,9 @@ def write_seed(folder: Path, method: str, config: RunConfig, outcome: Result,
         import torch
         torch.save(outcome.checkpoint, folder / "checkpoint.pt")
     save_figures(folder, method, config, outcome, rows, extras, tuple(classes))
+    # The code that ran: a table's seeds can span commits (a long study), and the commit alone
+    # does not say whether the package changed between two of them; the digest does.
+    (folder / "provenance.txt").write_text(f"commit={git_sha()}\ncode_digest={code_digest()}\n")
     (folder / "config.txt").write_text("\n".join(as_overrides(config)) + "\n")
 
 
