@@ -11,7 +11,7 @@ from runner.report import report
 
 ARCHIVE = Path(__file__).resolve().parents[1] / "studies" / "results" / "epr"
 ROW = re.compile(r"epr(?P<soft>_soft)?_(?P<protocol>paper|in_sample|nested)"
-                 r"(?P<accuracy>_monitor_accuracy)?")
+                 r"(?P<accuracy>_monitor_accuracy)?(?P<fold_forest>_fold_forest)?")
 
 
 def settings(seed: Path) -> dict[str, str]:
@@ -43,6 +43,15 @@ def test_archived_seeds_are_what_their_row_says(row):
         assert config["epr.labels"] == ("soft" if match["soft"] else "mixed")
         assert config["epr.depth"] == ("3" if match["soft"] else "5")
         assert config["epr.monitor"] == ("accuracy" if match["accuracy"] else "loss")
+        # seeds finished before epr.forest_fit existed have the default's behaviour
+        assert config.get("epr.forest_fit", "protocol") == (
+            "fold_network" if match["fold_forest"] else "protocol")
+        provenance = seed / "provenance.txt"  # written since the study's seeds 2+ ran
+        if provenance.exists():
+            # "+dirty" only says some tracked file was edited (docs, while the study ran); the
+            # digest pins the package's code
+            assert re.fullmatch(r"commit=[0-9a-f]{40}(\+dirty)?\ncode_digest=[0-9a-f]{64}\n",
+                                provenance.read_text()), f"{seed}: no commit or digest recorded"
         for name in ("epochs.csv", "table.csv", "confusion.json"):
             assert (seed / name).is_file(), f"{seed}: {name} missing"
 

@@ -31,7 +31,8 @@ echo "end $row $k $(date +%s.%N)" >> "$out/jobs.log"
 """
 
 
-def run_study(tmp_path: Path, seeds: int, nested: int, done: dict[str, list[int]] = {}):
+def run_study(tmp_path: Path, seeds: int, nested: int, done: dict[str, list[int]] = {},
+              fold_forest: int = 0):
     python = tmp_path / "python"
     python.write_text(STAND_IN)
     python.chmod(0o755)
@@ -42,6 +43,7 @@ def run_study(tmp_path: Path, seeds: int, nested: int, done: dict[str, list[int]
             (out / row / f"seed{k}" / "config.txt").write_text(f"seed={k}\n")
     env = {**os.environ, "PY": str(python), "OUT": str(out), "ARCHIVE": str(archive),
            "SEEDS": str(seeds), "NESTED_SEEDS": str(nested), "LANES": "2",
+           "FOLD_FOREST_SEEDS": str(fold_forest),
            "EMODB": str(tmp_path / "emodb"), "POLL": "0.1"}
     subprocess.run(["bash", "studies/epr.sh"], cwd=ROOT, env=env, check=True,
                    capture_output=True, timeout=120)
@@ -59,12 +61,13 @@ def intervals(events):
 
 
 def test_every_job_once_in_a_safe_order_on_both_lanes(tmp_path):
-    events, out, archive = run_study(tmp_path, seeds=3, nested=2)
+    events, out, archive = run_study(tmp_path, seeds=3, nested=2, fold_forest=2)
     spans = intervals(events)
     rows = ["epr_paper", "epr_soft_paper", "epr_in_sample", "epr_soft_in_sample"]
     expected = ({(r, k) for r in rows for k in range(3)}
                 | {(r, k) for r in ("epr_nested", "epr_soft_nested") for k in range(2)}
-                | {("epr_paper_monitor_accuracy", k) for k in range(3)})
+                | {("epr_paper_monitor_accuracy", k) for k in range(3)}
+                | {("epr_paper_fold_forest", k) for k in range(2)})
     assert sorted(spans) == sorted(expected)
     assert sum(what == "start" for _, what, _, _ in events) == len(expected)  # each once
     for (row, k), (start, end) in spans.items():

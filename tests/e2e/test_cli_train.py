@@ -59,6 +59,10 @@ def test_train_writes_curves_annotation_and_checkpoint(trained):
     assert [int(r["epoch"]) for r in epochs] == [0, 1, 2]
     assert {"agreement_prototype", "agreement_model", "d3_ua", "beta"} <= set(epochs[0])
     assert "corpus.name=synthetic" in (seed0 / "config.txt").read_text().splitlines()
+    # The code that ran: the commit and the package's digest (what keys a resumable run).
+    from emoref.provenance import code_digest, git_sha
+    assert (seed0 / "provenance.txt").read_text().splitlines() == [
+        f"commit={git_sha()}", f"code_digest={code_digest()}"]
     # Fig. 2 as curves: every prototype pair's similarity once the prototypes exist (after warm-up).
     pairs = [k for k in epochs[0] if k.startswith("similarity.")]
     assert len(pairs) == 6 and all(epochs[0][k] == "" and epochs[-1][k] for k in pairs)
