@@ -23,7 +23,7 @@ from emoref.data.features import load_waves
 
 FULL = (*LOGMEL_CNN, "corpus.synthetic.n_utterances=240", "train.epochs=2",
         "train.warmup_epochs=1")
-QUICK = (*LOGMEL_CNN, "corpus.synthetic.n_utterances=96", "corpus.synthetic.max_duration=1.5",
+QUICK = (*LOGMEL_CNN, "corpus.synthetic.n_utterances=64", "corpus.synthetic.max_duration=1.5",
          "audio.max_seconds=1.5", "train.epochs=2", "train.warmup_epochs=1")
 
 

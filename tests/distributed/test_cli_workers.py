@@ -37,7 +37,7 @@ def test_bad_worker_settings_fail_before_ray_starts(tmp_path):
     assert "dist.placement" in done.stderr and "STRICT_SPREAD" in done.stderr
 
 
-def test_a_stale_ray_address_file_is_removed_not_waited_on():
+def test_a_stale_ray_address_file_is_removed_not_waited_on(smoke_cache):
     """A node killed before `ray stop` leaves Ray's address file behind; `ray.init()` would
     connect to the dead cluster and hang. The run removes the file, says so, and trains locally.
     RAY_TMPDIR gives this run its own Ray temp folder (short: Ray's socket paths must fit)."""
@@ -54,8 +54,7 @@ def test_a_stale_ray_address_file_is_removed_not_waited_on():
             [sys.executable, "-m", "runner.train", "baseline", "--preset", "smoke", "--seeds", "1",
              "--quiet", "--out", str(ray_tmp / "out"), "workers=1", "dist.cpus_per_worker=1",
              "train.epochs=2", f"dist.storage={ray_tmp / 'train'}",
-             f"corpus.cache_dir={ray_tmp / 'cache'}"],
-            cwd=REPO, env={**env, "RAY_TMPDIR": str(ray_tmp)}, capture_output=True, text=True,
+XX: str(ray_tmp)}, capture_output=True, text=True,
             timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
         assert "does not answer" in done.stderr and str(address_file) in done.stderr
