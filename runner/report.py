@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from emoref.config import ConfigError
 from emoref.record import (finished_seeds, outcome, reading, results_tables, seed_config,
                            seed_rows)
@@ -171,6 +173,58 @@ def agreement_figures(run: Path, by_seed: dict[str, dict[int, dict[str, float]]]
     return written
 
 
+KIND_NAMES = {"mixed": "pEPR", "soft": "sEPR"}  # epr.labels -> the paper's name
+
+
+def epr_stage_figure(by_seed: dict[str, dict[int, dict[str, float]]], configs: dict[str, Any],
+                     labels: str, reference: list[float]) -> Any:
+    """EPR rows of one kind (epr.labels) side by side: test-fold WA after each stage, mean and
+    ±1 std over each row's seeds, the forest's decision solid and the mean profile's argmax
+    dashed (the same profiles), and the classical reference on the same folds (its seeds' WA)
+    as a horizontal line."""
+    from emoref.figures import plt
+    rows = [row for row in sorted(configs) if configs[row].labels == labels]
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for row in rows:
+        seeds, stages = list(by_seed[row].values()), range(1, configs[row].depth + 1)
+        color = None
+        for key, style, what in (("stage", "-", "forest"), ("argmax_stage", "--", "argmax")):
+            if any(f"final.{key}1_wa" not in s for s in seeds):
+                continue  # a run from before the argmax was kept
+            values = 100 * np.array([[s[f"final.{key}{t}_wa"] for t in stages] for s in seeds])
+            drawn = ax.errorbar(list(stages), values.mean(0), yerr=values.std(0), marker="o",
+                                markersize=3, capsize=3, linestyle=style, color=color,
+                                label=f"{row}, {what} (n={len(seeds)})")
+            color = drawn.lines[0].get_color()
+    if reference:
+        ax.axhline(100 * float(np.mean(reference)), color="black", linewidth=1,
+                   label=f"reference, same folds (n={len(reference)})")
+    ax.set_xticks(range(1, max(configs[r].depth for r in rows) + 1))
+    ax.set_xlabel("refinery stage")
+    ax.set_ylabel("test-fold WA (%)")
+    ax.set_title(f"{KIND_NAMES.get(labels, labels)} (epr.labels={labels})")
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def epr_stage_figures(run: Path, by_seed: dict[str, dict[int, dict[str, float]]],
+                      configs: dict[str, Any]) -> list[Path]:
+    """One epr_stage_figure per kind of the folder's EPR rows, beside the folder's reference_cv
+    row when it has one: <run>/figures/epr_stages_<labels>.png."""
+    from emoref.figures import plt
+    reference = [row["final.cv_wa"] for row in by_seed.get("reference_cv", {}).values()]
+    written = []
+    for labels in sorted({c.labels for c in configs.values()}):
+        fig = epr_stage_figure(by_seed, configs, labels, reference)
+        path = run / "figures" / f"epr_stages_{labels}.png"
+        path.parent.mkdir(exist_ok=True)
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
 # A line of a study's times.log (studies/common.sh): date, time, a name ("<row> seed<k>" for one
 # seed of one row, anything else for a step such as the reference's five seeds at once), the wall
 # seconds of all its attempts, then the command.
@@ -228,6 +282,8 @@ def report(run: Path, figures: bool = False) -> str:
             parts.append(paired)
     if figures:
         parts += [f"figure: {path}" for path in agreement_figures(run, by_seed)]
+        parts += [f"figure: {path}" for path in epr_stage_figures(
+            run, {row: by_seed[row] for row in (*epr, "reference_cv") if row in by_seed}, epr)]
     if walls := logged_walls(run):
         cells = []
         for row, by_seed in walls.items():
@@ -251,7 +307,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("runs", nargs="+", type=Path, help="folders written by runner.train --out or by runner.tune")
     parser.add_argument("--figures", action="store_true",
                         help="also write, for each runner.train folder, the pseudo-label agreement "
-                             "curves (IPR Fig. 3) averaged over seeds to <folder>/figures/")
+                             "curves (IPR Fig. 3) averaged over seeds and, for EPR rows, the "
+                             "test-fold WA after each stage, one figure per kind, to "
+                             "<folder>/figures/")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     print("\n\n".join(report(run, args.figures) for run in args.runs))
 

@@ -126,3 +126,41 @@ def test_paired_p_is_undefined_without_spread_and_one_without_difference():
     assert paired_p([0.70, 0.74, 0.72], [0.69, 0.70, 0.71]) == pytest.approx(
         stats.ttest_rel([0.70, 0.74, 0.72], [0.69, 0.70, 0.71]).pvalue)
     assert p_text(0.01) == "0.0100 (< 0.05)" and p_text(0.2) == "0.2000"
+
+
+def test_epr_stage_figure_draws_each_rows_mean_and_spread_forest_and_argmax_per_kind(tmp_path):
+    from runner.report import epr_stage_figure, epr_stage_figures
+
+    def seed(forest: list[float], argmax: list[float]) -> dict[str, float]:
+        row = stages(forest, forest)
+        return {**row, **{k.replace("final.", "final.argmax_"): v
+                          for k, v in stages(argmax, argmax).items()}}
+    rows = {"epr_paper": {0: seed([0.70, 0.80, 0.82], [0.71, 0.75, 0.79]),
+                          1: seed([0.72, 0.78, 0.80], [0.70, 0.74, 0.81])},
+            "epr_old": {0: stages([0.6, 0.7], [0.6, 0.7]), 1: stages([0.62, 0.72], [0.6, 0.7])},
+            "epr_soft_paper": {0: seed([0.70, 0.65], [0.71, 0.60]),
+                               1: seed([0.72, 0.63], [0.70, 0.58])}}
+    configs = {"epr_paper": SimpleNamespace(labels="mixed", depth=3),
+               "epr_old": SimpleNamespace(labels="mixed", depth=2),
+               "epr_soft_paper": SimpleNamespace(labels="soft", depth=2)}
+    fig = epr_stage_figure(rows, configs, "mixed", [0.86, 0.87])
+    (ax,) = fig.axes
+    drawn = {bars.get_label(): bars.lines[0] for bars in ax.containers}  # errorbar: mean line
+    drawn.update({line.get_label(): line for line in ax.get_lines()
+                  if not line.get_label().startswith("_")})  # the reference
+    assert sorted(drawn) == ["epr_old, forest (n=2)", "epr_paper, argmax (n=2)",
+                             "epr_paper, forest (n=2)", "reference, same folds (n=2)"]
+    assert list(drawn["epr_paper, forest (n=2)"].get_ydata()) == pytest.approx([71, 79, 81])
+    assert list(drawn["epr_paper, argmax (n=2)"].get_ydata()) == pytest.approx([70.5, 74.5, 80])
+    assert drawn["epr_paper, argmax (n=2)"].get_linestyle() == "--"
+    forest, argmax = drawn["epr_paper, forest (n=2)"], drawn["epr_paper, argmax (n=2)"]
+    assert forest.get_color() == argmax.get_color()  # one colour per row
+    assert list(drawn["reference, same folds (n=2)"].get_ydata()) == pytest.approx([86.5, 86.5])
+    # the error bars span one std over the seeds: 1 point either side at the paper row's stage 1
+    (paper,) = [b for b in ax.containers if b.get_label() == "epr_paper, forest (n=2)"]
+    spans = [abs(seg[1][1] - seg[0][1]) for seg in paper.lines[2][0].get_segments()]
+    assert spans == pytest.approx([2.0, 2.0, 2.0])  # 70 and 72, 80 and 78, 82 and 80
+    paths = epr_stage_figures(tmp_path, {**rows, "reference_cv": {0: {"final.cv_wa": 0.86}}},
+                              configs)
+    assert [p.name for p in paths] == ["epr_stages_mixed.png", "epr_stages_soft.png"]
+    assert all(p.stat().st_size > 0 for p in paths)
