@@ -19,7 +19,7 @@ browser:  # headless Chromium for the MLflow UI test (skips with the reason wher
 	bash tests/install-browser.sh
 
 test: install browser
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q --durations=30
 
 demo: install
 	$(PY) -m runner.tune ipr
