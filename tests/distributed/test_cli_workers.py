@@ -54,7 +54,8 @@ def test_a_stale_ray_address_file_is_removed_not_waited_on(smoke_cache):
             [sys.executable, "-m", "runner.train", "baseline", "--preset", "smoke", "--seeds", "1",
              "--quiet", "--out", str(ray_tmp / "out"), "workers=1", "dist.cpus_per_worker=1",
              "train.epochs=2", f"dist.storage={ray_tmp / 'train'}",
-XX: str(ray_tmp)}, capture_output=True, text=True,
+             f"corpus.cache_dir={smoke_cache}"],
+            cwd=REPO, env={**env, "RAY_TMPDIR": str(ray_tmp)}, capture_output=True, text=True,
             timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
         assert "does not answer" in done.stderr and str(address_file) in done.stderr
