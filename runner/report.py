@@ -197,8 +197,10 @@ def epr_stage_figure(by_seed: dict[str, dict[int, dict[str, float]]], configs: d
                                 label=f"{row}, {what} (n={len(seeds)})")
             color = drawn.lines[0].get_color()
     if reference:
-        ax.axhline(100 * float(np.mean(reference)), color="black", linewidth=1,
+        level = 100 * float(np.mean(reference))
+        ax.axhline(level, color="black", linewidth=1,
                    label=f"reference, same folds (n={len(reference)})")
+        ax.set_ylim(top=max(ax.get_ylim()[1], level + 2))  # clear of the frame
     ax.set_xticks(range(1, max(configs[r].depth for r in rows) + 1))
     ax.set_xlabel("refinery stage")
     ax.set_ylabel("test-fold WA (%)")
