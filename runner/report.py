@@ -192,8 +192,8 @@ def epr_stage_figure(by_seed: dict[str, dict[int, dict[str, float]]], configs: d
             if any(f"final.{key}1_wa" not in s for s in seeds):
                 continue  # a run from before the argmax was kept
             values = 100 * np.array([[s[f"final.{key}{t}_wa"] for t in stages] for s in seeds])
-            drawn = ax.errorbar(list(stages), values.mean(0), yerr=values.std(0, ddof=1) if len(seeds) > 1 else 0,  # as the tables' ±
-                                marker="o",
+            spread = values.std(0, ddof=1) if len(seeds) > 1 else 0  # the tables' std
+            drawn = ax.errorbar(list(stages), values.mean(0), yerr=spread, marker="o",
                                 markersize=3, capsize=3, linestyle=style, color=color,
                                 label=f"{row}, {what} (n={len(seeds)})")
             color = drawn.lines[0].get_color()
