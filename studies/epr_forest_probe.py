@@ -42,9 +42,8 @@ from emoref.data.features import logmel_frames  # noqa: E402
 from emoref.data.segments import bank_from_frames  # noqa: E402
 from emoref.experiment import prepare_split  # noqa: E402
 from emoref.methods import epr_math  # noqa: E402
-from emoref.methods.common import label_array  # noqa: E402
-from emoref.methods.epr import (Stage1Store, forest_labels, hold_out, new_network,  # noqa: E402
-                                normaliser, predict_profiles, stage_seed)
+from emoref.methods.epr import (Stage1Store, early_stopping_share, forest_labels,  # noqa: E402
+                                layout, new_network, normaliser, predict_profiles, stage_seed)
 from emoref.metrics import classification_report  # noqa: E402
 from emoref.record import seed_config  # noqa: E402
 from emoref.runtime import LOCAL  # noqa: E402
@@ -63,21 +62,14 @@ def probe(folder: Path) -> dict[str, np.ndarray]:
     epr = config.epr
     split = prepare_split("epr", config, extract=False, echo=False)
     classes, n_classes = split.classes, len(split.classes)
-    utterances = list({u.id: u for f in split.folds for u in (*f.test, *f.train)}.values())
-    position = {u.id: i for i, u in enumerate(utterances)}
-    labels = label_array(utterances, classes)
-    tests = [np.array([position[u.id] for u in f.test]) for f in split.folds]
-    trains = [np.array([position[u.id] for u in f.train]) for f in split.folds]
-    home = np.full(len(utterances), -1)
-    for k, test in enumerate(tests):
-        home[test] = k
+    at = layout(split)  # the positions epr.fit uses
+    utterances, labels, tests, trains, home = at.utterances, at.labels, at.tests, at.trains, at.home
     bank = bank_from_frames(logmel_frames(utterances, config, cache=epr.cache), config.audio)
     store = Stage1Store(config, bank, LOCAL)
     # Every fold network's profiles of every utterance, then statistics: (fold, U, features).
     stats, means, held = [], [], []
     for k, fold in enumerate(split.folds):
-        fit_utts, val_utts = hold_out(trains[k], labels, epr.val_fraction,
-                                      np.random.default_rng([config.seed, fold.index]))
+        fit_utts, val_utts = early_stopping_share(config, fold.index, trains[k], labels)
         held.append(val_utts)
         key = store.key(stage_seed(config.seed, fold.index, 1),
                         [utterances[i].id for i in fit_utts], [utterances[i].id for i in val_utts])

@@ -264,6 +264,33 @@ def test_hold_out_is_stratified_and_disjoint():
     assert sorted(labels[val].tolist()) == [0, 0, 1]
 
 
+def test_layout_places_every_utterance_once_test_folds_first(smoke):
+    _, split = smoke
+    at = epr.layout(split)
+    assert len({u.id for u in at.utterances}) == len(at.utterances)
+    assert [at.position[u.id] for u in at.utterances] == list(range(len(at.utterances)))
+    for k, fold in enumerate(split.folds):
+        assert [at.utterances[i].id for i in at.tests[k]] == [u.id for u in fold.test]
+        assert [at.utterances[i].id for i in at.trains[k]] == [u.id for u in fold.train]
+        assert (at.home[at.tests[k]] == k).all()
+        assert not np.isin(at.tests[k], at.trains[k]).any()
+    assert [split.classes[c] for c in at.labels] == [u.label for u in at.utterances]
+    # A subset of folds: training utterances no test fold holds come last, at home -1.
+    first = epr.layout(dataclasses.replace(split, folds=split.folds[:1]))
+    assert (first.home[:len(first.tests[0])] == 0).all() and (first.home[len(first.tests[0]):] == -1).all()
+
+
+def test_early_stopping_share_is_the_fold_networks_at_every_stage(smoke):
+    config, split = smoke
+    at = epr.layout(split)
+    fit, val = epr.early_stopping_share(config, split.folds[0].index, at.trains[0], at.labels)
+    again = epr.early_stopping_share(config, split.folds[0].index, at.trains[0], at.labels)
+    assert np.array_equal(fit, again[0]) and np.array_equal(val, again[1])
+    assert sorted([*fit, *val]) == sorted(at.trains[0]) and len(val)
+    inner = epr.early_stopping_share(config, split.folds[0].index, at.trains[0], at.labels, 0)
+    assert not np.array_equal(val, inner[1])  # an inner part's network draws its own share
+
+
 @pytest.mark.parametrize("protocol", ["nested", "in_sample"])
 def test_a_subset_of_folds_scores_only_its_test_utterances(smoke, protocol):
     config, split = smoke

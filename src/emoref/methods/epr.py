@@ -210,16 +210,9 @@ def figure_ids(split: KFoldSplit, config: RunConfig) -> list[str]:
 def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runtime = LOCAL
         ) -> Result:
     epr, classes, n_classes = config.epr, split.classes, len(split.classes)
-    # Test folds first (each utterance once); training utterances of a subset of folds after them.
-    utterances = list({u.id: u for fold in split.folds for u in (*fold.test, *fold.train)}.values())
-    position = {u.id: i for i, u in enumerate(utterances)}
-    labels = label_array(utterances, classes)
-    speakers = np.array([u.speaker for u in utterances])
-    tests = [np.array([position[u.id] for u in fold.test]) for fold in split.folds]
-    trains = [np.array([position[u.id] for u in fold.train]) for fold in split.folds]
-    home = np.full(len(utterances), -1)  # the position in split.folds of an utterance's test fold
-    for k, test in enumerate(tests):
-        home[test] = k
+    at = layout(split)
+    utterances, position, labels, speakers = at.utterances, at.position, at.labels, at.speakers
+    tests, trains, home = at.tests, at.trains, at.home
     if epr.protocol == "paper" and (home < 0).any():
         raise ConfigError("epr.protocol=paper cross-fits every training utterance's profile, so "
                          "the test folds must cover the corpus; this split's folds leave "
@@ -234,9 +227,8 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runti
     # same utterances at every stage, and those score the dev forest) and input standardisation.
     held = []
     for job in jobs:
-        salt = [] if job.inner < 0 else [2, job.inner]
-        fit_utts, val_utts = hold_out(job.train, labels, epr.val_fraction, np.random.default_rng(
-            [config.seed, split.folds[job.fold].index, *salt]))
+        fit_utts, val_utts = early_stopping_share(config, split.folds[job.fold].index, job.train,
+                                                  labels, job.inner)
         fit_segs, val_segs = bank.of(fit_utts), bank.of(val_utts)
         held.append((fit_utts, val_utts, fit_segs, val_segs, normaliser(bank, fit_segs)))
     outer = {job.fold: j for j, job in enumerate(jobs) if job.inner < 0}
@@ -411,6 +403,41 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runti
     final["epoch"] = float(epr.depth)
     return Result(method="epr", final=final, selected_epoch=epr.depth, selected=dict(final),
                   table=table)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A k-fold split's utterances as positions 0..U-1: test folds first (each utterance once),
+    then training utterances no test fold holds; `home`, the index in split.folds of each
+    utterance's test fold (-1: none). `fit` and studies/epr_forest_probe.py index by it."""
+    utterances: list
+    position: dict[str, int]  # an utterance id's position
+    labels: np.ndarray
+    speakers: np.ndarray
+    tests: list[np.ndarray]
+    trains: list[np.ndarray]
+    home: np.ndarray
+
+
+def layout(split: KFoldSplit) -> Layout:
+    utterances = list({u.id: u for fold in split.folds for u in (*fold.test, *fold.train)}.values())
+    position = {u.id: i for i, u in enumerate(utterances)}
+    tests = [np.array([position[u.id] for u in fold.test]) for fold in split.folds]
+    home = np.full(len(utterances), -1)
+    for k, test in enumerate(tests):
+        home[test] = k
+    return Layout(utterances, position, label_array(utterances, split.classes),
+                  np.array([u.speaker for u in utterances]), tests,
+                  [np.array([position[u.id] for u in fold.train]) for fold in split.folds], home)
+
+
+def early_stopping_share(config: RunConfig, fold_index: int, train: np.ndarray,
+                         labels: np.ndarray, inner: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """A network's (fit, validation) positions: the same utterances at every stage of its fold
+    (or inner part), drawn from the run seed and the fold."""
+    salt = [] if inner < 0 else [2, inner]
+    return hold_out(train, labels, config.epr.val_fraction,
+                    np.random.default_rng([config.seed, fold_index, *salt]))
 
 
 def hold_out(train: np.ndarray, labels: np.ndarray, fraction: float, rng: np.random.Generator
