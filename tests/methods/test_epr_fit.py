@@ -437,6 +437,40 @@ def test_a_second_row_of_a_seed_loads_stage_one_and_reports_what_training_it_wou
     assert bare(second.final) == bare(expected.final) and second.table == expected.table
 
 
+def test_a_stage_one_network_resumed_mid_training_is_stored_whole(smoke, tmp_path, monkeypatch):
+    """A run stopped inside a stage-1 network and resumed from its checkpoint stores that
+    network with every epoch's metrics, so the seed's next row loads it and reports what an
+    uninterrupted run would."""
+    from emoref.runtime import LOCAL
+    _, split = smoke
+    extra = ("epr.depth=1", "epr.max_epochs=2", "epr.patience=5")
+    config = smoke_config(tmp_path, "epr.reuse_stage1=true", *extra)
+    rows, states = [], []
+
+    def keep(epoch, metrics, extras, state=None):
+        rows.append(metrics)
+        states.append(copy.deepcopy(state()))
+
+    epr.fit(config, split, keep)
+    store = tmp_path / "networks" / "epr-stage1"
+    assert len(list(store.glob("*.pt"))) == len(split.folds)
+    second = split.folds[1].index  # after the first epoch of the second fold's network
+    inside = next(i for i, r in enumerate(rows)
+                  if r.get("fold") == second and r.get("stage_epoch") == 0)
+    for stored in store.glob("*.pt"):
+        stored.unlink()
+    epr.fit(config, split, ListReporter(), dataclasses.replace(LOCAL, resume=states[inside]))
+    # The first fold's network finished before the checkpoint (not stored by the resumed run);
+    # the resumed one and the rest are stored.
+    assert len(list(store.glob("*.pt"))) == len(split.folds) - 1
+    again, replayed, trained = stored_fit(tmp_path, split, monkeypatch, *extra)
+    assert trained == 1 and again.final["reused_stage1_networks"] == len(split.folds) - 1
+    def bare(metrics):  # all but the step and the count that tells the runs apart
+        return {k: v for k, v in metrics.items() if k not in ("epoch", "reused_stage1_networks")}
+
+    assert [bare(r) for r in replayed] == [bare(r) for r in rows]
+
+
 @pytest.mark.parametrize("change", ["seed=1", "epr.lr=0.002", "epr.monitor=accuracy",
                                     "audio.n_mels=32"])
 def test_a_setting_stage_one_reads_keys_its_networks_apart(smoke, change, tmp_path, monkeypatch):

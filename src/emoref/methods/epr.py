@@ -297,7 +297,13 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runti
             init = fingerprint(network)
             where = {"fold": float(split.folds[job.fold].index), "stage": float(stage),
                      **({"inner": float(job.inner)} if job.inner >= 0 else {})}
-            history: list[tuple[int, dict[str, float]]] = []  # stage 1's, for the store
+            # Stage 1's epochs, for the store; a network resumed mid-training gets back those
+            # its checkpoint carries, so it is stored whole too (training it again would give
+            # the same bits: tests/methods/test_epr_fit.py). Checkpoints from before they carried
+            # them have none: such a network is not stored, and a later row trains it again.
+            history: list[tuple[int, dict[str, float]]] = list(
+                inner_state["history"]) if inner_state and "history" in inner_state else []
+            whole = inner_state is None or "history" in inner_state
 
             def report_epoch(epoch: int, metrics: dict[str, float],
                              state: Callable[[], dict[str, Any]] | None, j: int = j,
@@ -307,7 +313,8 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runti
                 # A replayed network's checkpoint resumes at its start: the store serves it again.
                 reporter(step, {**where, "stage_epoch": float(epoch), **metrics},
                          {"init_fingerprint": init} if epoch == 0 else {},
-                         state=lambda: cursor(j, state() if state else None))
+                         state=lambda: cursor(j, {**state(), "history": list(history)}
+                                              if state else None))
                 step += 1
 
             key = store.key(seed, [utterances[i].id for i in fit_utts],
@@ -321,7 +328,7 @@ def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runti
             else:
                 train_network(network, bank, fit_segs, val_segs, targets, labels[bank.owner],
                               norm, config, report_epoch, runtime, inner_state)
-                if key and inner_state is None:  # trained whole here, so its history is whole
+                if key and whole:
                     store.save(key, network, history)
             inner_state = None
             serves = bank.of(job.serves)
