@@ -1,7 +1,5 @@
 """The cross-rank pieces with one process, and mixed precision on the real training code."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
@@ -10,7 +8,6 @@ from emoref.config import ConfigError, build_config
 from emoref.provenance import code_digest, digest
 from emoref.runtime import LOCAL, Runtime, restore_rng, rng_state
 from emoref.methods.common import BatchCycle
-from emoref.record import ListReporter
 
 
 def test_a_global_batch_splits_into_contiguous_shards_in_rank_order():

@@ -5,7 +5,6 @@ stood in for here (a real seed is an hour of compute): PY is a script that logs 
 runner.train starts and ends and writes the finished seed's files as runner.train would."""
 
 import os
-import re
 import subprocess
 from pathlib import Path
 
