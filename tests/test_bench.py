@@ -15,24 +15,53 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_bench_quick_runs_every_pair_and_prints_ratios(tmp_path):
-    out = tmp_path / "bench.json"
-    env = {**os.environ, "EMOREF_EMODB": str(tmp_path / "absent")}  # the synthetic fallback
-    done = subprocess.run([sys.executable, "-m", "bench", "--quick", "--json", str(out),
-                           "--work", str(tmp_path / "work")], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
+def started(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, stdout=log.open("w"),
+                            stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """`python -m bench --quick` and `python -m bench.gpu --dry-run`, side by side: each spends a
+    third of its time waiting (process and Ray start-up), so together they take less than one
+    after the other. Each starts its own Ray instance (RAY_ADDRESS=local: neither joins the
+    other's), and their figures mean nothing here. {name: (exit code, output, folder)}."""
+    root = tmp_path_factory.mktemp("bench")
+    # The synthetic fallback for pairs 5, 7, 9 and 10 and the GPU check's EPR step.
+    env = {**os.environ, "EMOREF_EMODB": str(root / "absent"), "RAY_ADDRESS": "local"}
+    commands = {
+        "quick": ["-m", "bench", "--quick", "--json", str(root / "bench.json"),
+                  "--work", str(root / "work")],
+        # A generous budget: beside the other run on a loaded 2-core machine the IPR step alone
+        # can take 2-3 minutes.
+        "gpu": ["-m", "bench.gpu", str(root / "out"), "--dry-run", "--budget", "900"]}
+    procs = {name: started(args, env, root / f"{name}.log") for name, args in commands.items()}
+    done = {}
+    try:
+        for name, proc in procs.items():
+            code = proc.wait(timeout=1200)
+            done[name] = (code, (root / f"{name}.log").read_text(), root)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+    return done
+
+
+def test_bench_quick_runs_every_pair_and_prints_ratios(runs):
+    code, output, root = runs["quick"]
+    assert code == 0, output[-3000:]
     for number in range(1, 11):
-        assert f"== {number}." in done.stdout
-    assert done.stdout.count("RATIO ") >= 10
-    results = json.loads(out.read_text())
+        assert f"== {number}." in output
+    assert output.count("RATIO ") >= 10
+    results = json.loads((root / "bench.json").read_text())
     assert len(results) == 10
     for result in results:
         assert result["ratios"] and all(math.isfinite(v) for v in result["ratios"].values())
         for figure in result["figures"]:
             assert figure["values"] and figure["median"] == figure["median"]
     # Pair 2 built its embedding cache, and the cached sweep's trainings read it.
-    assert list((tmp_path / "work" / "pair2" / "cache" / "features" / "embeddings").glob("*/*.npy"))
+    assert list((root / "work" / "pair2" / "cache" / "features" / "embeddings").glob("*/*.npy"))
 
 
 def test_bench_refuses_an_unknown_pair():
@@ -41,16 +70,12 @@ def test_bench_refuses_an_unknown_pair():
     assert done.returncode == 2 and "--only" in done.stderr
 
 
-def test_gpu_check_dry_run_runs_every_step_and_writes_its_report(tmp_path):
+def test_gpu_check_dry_run_runs_every_step_and_writes_its_report(runs):
     """`python -m bench.gpu --dry-run`: the GPU check's steps at tiny sizes on the CPU (its figures
     mean nothing; the real ones come from a GPU, BENCHMARKS.md)."""
-    env = {**os.environ, "EMOREF_EMODB": str(tmp_path / "absent")}
-    # A generous budget: on a loaded 2-core machine the IPR step alone can take 2-3 minutes.
-    done = subprocess.run([sys.executable, "-m", "bench.gpu", str(tmp_path / "out"), "--dry-run",
-                           "--budget", "900"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    report = json.loads((tmp_path / "out" / "gpu-report.json").read_text())
+    code, output, root = runs["gpu"]
+    assert code == 0, output[-6000:]
+    report = json.loads((root / "out" / "gpu-report.json").read_text())
     steps = {s["name"]: s for s in report["steps"]}
     assert list(steps) == ["environment", "finetune", "ipr", "epr", "syncbn"]
     assert {s["status"] for s in steps.values()} == {"ok"}, [s["notes"] for s in steps.values()]
@@ -62,7 +87,7 @@ def test_gpu_check_dry_run_runs_every_step_and_writes_its_report(tmp_path):
     assert ipr["first_epochs"] == [0, 1] and ipr["resumed_same_rows"] and ipr["checkpoints"] >= 1
     assert steps["epr"]["figures"]["train_segments_per_s"] > 0
     assert steps["syncbn"]["figures"]["sync_batchnorm_layers"] > 0
-    assert "## syncbn: ok" in (tmp_path / "out" / "gpu-report.md").read_text()
+    assert "## syncbn: ok" in (root / "out" / "gpu-report.md").read_text()
 
 
 def test_gpu_check_skips_a_step_the_budget_cannot_fit_and_says_so():

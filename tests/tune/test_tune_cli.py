@@ -200,12 +200,58 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path, smoke_
         assert sorted(m.step for m in history) == list(range(epochs))
 
 
-def test_trials_with_workers_train_each_seed_on_ray_train(tmp_path, smoke_cache):
-    done = cli("runner.tune", "ipr", "--smoke-test", "--workers-per-trial", 1, "--cpus-per-trial",
-               0.5, "--num-samples", 1, "--seeds", 1, "--no-baselines", "--storage-path",
-               tmp_path / "sweeps", "--name", "ddp", "--quiet", "--tracking-uri", store(tmp_path),
-               f"corpus.cache_dir={smoke_cache}")
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+@pytest.fixture(scope="module")
+def side_sweeps(tmp_path_factory, smoke_cache):
+    """Three small sweeps that share nothing, run side by side: one whose trials train on Ray
+    Train workers, one whose only trial raises, one under ASHA with a diverging configuration.
+    Each spends much of its time waiting (process, Ray and Tune start-up, Tune's polling), so
+    together they take less than one after the other. Each starts its own Ray instance
+    (RAY_ADDRESS=local: none joins another's). {name: (exit code, stdout, stderr, its folder)}."""
+    roots = {name: tmp_path_factory.mktemp(name) for name in ("ddp", "raises", "diverge")}
+    common = ["--smoke-test", "--no-baselines", "--quiet", f"corpus.cache_dir={smoke_cache}"]
+    # A checkpoint folder that passes every check before Ray (its files are there) but whose
+    # weights are corrupt: the trial raises when it loads them.
+    from transformers import Wav2Vec2Config
+    from emoref.models.encoders import WAV2VEC2_ARCHITECTURES
+    broken = roots["raises"] / "broken-checkpoint"
+    Wav2Vec2Config(**WAV2VEC2_ARCHITECTURES["tiny"]).save_pretrained(broken)
+    (broken / "model.safetensors").write_bytes(b"not a checkpoint")
+    # tau = 1e-40 diverges (the ASHA test's docstring says how).
+    space = roots["diverge"] / "space.yaml"
+    space.write_text("ipr:\n  ipr.tau: {choice: [0.07, 1.0e-40]}\n"
+                     "  ipr.gamma: {uniform: [0.9, 0.999]}\n")
+    extra = {
+        "ddp": ["--workers-per-trial", 1, "--cpus-per-trial", 0.5, "--num-samples", 1,
+                "--seeds", 1, "--name", "ddp"],
+        "raises": ["--num-samples", 1, "--seeds", 1, "encoder.kind=wav2vec2",
+                   "encoder.pretrained=true", f"encoder.model={broken}"],
+        "diverge": ["--scheduler", "asha", "--num-samples", 4, "--seeds", 2, "--space", space,
+                    "--name", "diverge"]}
+    env = {**ENV, "RAY_ADDRESS": "local"}
+    procs = {}
+    for name, root in roots.items():
+        args = ["ipr", *common, "--storage-path", root / "sweeps", "--tracking-uri", store(root),
+                *extra[name]]
+        procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "runner.tune", *map(str, args)], cwd=REPO, env=env,
+            stdout=(root / "stdout.log").open("w"), stderr=(root / "stderr.log").open("w"))
+    done = {}
+    try:
+        for name, proc in procs.items():
+            code = proc.wait(timeout=1200)
+            root = roots[name]
+            done[name] = (code, (root / "stdout.log").read_text(),
+                          (root / "stderr.log").read_text(), root)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+    return done
+
+
+def test_trials_with_workers_train_each_seed_on_ray_train(side_sweeps):
+    code, stdout, stderr, tmp_path = side_sweeps["ddp"]
+    assert code == 0, stdout[-3000:] + stderr[-3000:]
     folder = tmp_path / "sweeps" / "ddp"
     (trial,) = [p.name for p in (folder / "trials").iterdir()]
     # The seed ran as a TorchTrainer named after the trial (no timestamp: a retry resumes it),
@@ -382,22 +428,10 @@ def test_mlflow_ui_shows_the_sweep_configurations_seeds_and_curves(sweep, mlflow
         print(f"\nMLflow UI screenshots: {shots / 'runs.png'} {shots / 'agreement.png'}")
 
 
-def test_a_trial_that_raises_leaves_its_runs_failed_not_running(tmp_path, smoke_cache):
-    # A checkpoint folder that passes every check before Ray (its files are there) but whose
-    # weights are corrupt: the trial raises when it loads them.
-    from transformers import Wav2Vec2Config
-    from emoref.models.encoders import WAV2VEC2_ARCHITECTURES
-    broken = tmp_path / "broken-checkpoint"
-    Wav2Vec2Config(**WAV2VEC2_ARCHITECTURES["tiny"]).save_pretrained(broken)
-    (broken / "model.safetensors").write_bytes(b"not a checkpoint")
-    done = subprocess.run(
-        [sys.executable, "-m", "runner.tune", "ipr", "--smoke-test", "--num-samples", "1",
-         "--seeds", "1", "--no-baselines", "--storage-path", str(tmp_path / "sweeps"),
-         "--quiet", "--tracking-uri", store(tmp_path), f"corpus.cache_dir={smoke_cache}",
-         "encoder.kind=wav2vec2", "encoder.pretrained=true", f"encoder.model={broken}"],
-        cwd=REPO, env=ENV, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 1, done.stderr[-3000:]
-    assert "no configuration has a finished seed" in done.stderr
+def test_a_trial_that_raises_leaves_its_runs_failed_not_running(side_sweeps):
+    code, stdout, stderr, tmp_path = side_sweeps["raises"]
+    assert code == 1, stderr[-3000:]
+    assert "no configuration has a finished seed" in stderr
     runs = runs_of(store(tmp_path))
     assert {r.data.tags.get("emoref.kind") for r in runs} == {"sweep", "configuration", "seed",
                                                                "reference"}
@@ -409,21 +443,14 @@ def test_a_trial_that_raises_leaves_its_runs_failed_not_running(tmp_path, smoke_
     assert "SafetensorError: Error while deserializing" in seed_run.data.tags["error"]  # its summary
 
 
-def test_under_asha_a_diverging_configuration_fails_alone_and_the_sweep_goes_on(tmp_path,
-                                                                               smoke_cache):
+def test_under_asha_a_diverging_configuration_fails_alone_and_the_sweep_goes_on(side_sweeps):
     """One sweep, two properties. tau = 1e-40 makes Eq. 5's similarities / tau overflow float32:
     the contrastive term is NaN from the first refinement step. That configuration is recorded as
     failed, Optuna is told the worst score, and the others go on. ASHA ends a trial inside its
     report (a stop, or max_t reached after the last seed): those configurations' records must
     say FINISHED, or KILLED for a stopped one, never FAILED."""
-    space = tmp_path / "space.yaml"
-    space.write_text("ipr:\n  ipr.tau: {choice: [0.07, 1.0e-40]}\n"
-                     "  ipr.gamma: {uniform: [0.9, 0.999]}\n")
-    done = cli("runner.tune", "ipr", "--smoke-test", "--scheduler", "asha", "--num-samples", 4,
-               "--seeds", 2, "--no-baselines", "--space", space, "--storage-path",
-               tmp_path / "sweeps", "--name", "diverge", "--quiet", "--tracking-uri",
-               store(tmp_path), f"corpus.cache_dir={smoke_cache}")
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    code, stdout, stderr, tmp_path = side_sweeps["diverge"]
+    assert code == 0, stdout[-3000:] + stderr[-3000:]
     folder = tmp_path / "sweeps" / "diverge"
     assert json.loads((folder / "sweep.json").read_text())["scheduler"] == "asha"
     failed = sorted(folder.glob("trials/*/failed.txt"))
