@@ -7,10 +7,15 @@ PY := $(VENV)/bin/python
 
 .PHONY: install browser test demo bench clean
 
+# uv installs the same pinned versions as pip would, in less than half the time (it downloads
+# the CUDA build of torch and its libraries in parallel): 100 s against pip's 235 s from an empty
+# cache on two cores (README). Set UV_INDEX_URL for a package mirror (uv does not read pip.conf).
+UV_VERSION := 0.9.30
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e '.[dev]'
+	$(PY) -m pip install --quiet uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip install --python $(PY) -e '.[dev]'
 	touch $@
 
 install: $(VENV)/.installed

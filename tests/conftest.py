@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -48,3 +50,34 @@ def smoke_cache(tmp_path_factory) -> Path:
     synthetic corpus and its openSMILE features, written once and read by the rest, as a sweep's
     trials share one cache (entries are keyed by everything they depend on; writers are locked)."""
     return tmp_path_factory.mktemp("smoke-cache")
+
+
+def run_side_by_side(commands: dict[str, list], folders: dict[str, Path], env: dict[str, str],
+                     timeout: float = 1200) -> dict[str, tuple[int, str, str]]:
+    """Start every `python <args>` of `commands` at once from the repository, each writing
+    stdout.log and stderr.log in its folder, and wait for all of them: commands that spend much
+    of their time waiting (process, Ray and Tune start-up) take less together than one after the
+    other. A command still running at the timeout is killed. {name: (exit code, stdout, stderr)}."""
+    procs, logs = {}, []
+    try:
+        for name, args in commands.items():
+            out = (folders[name] / "stdout.log").open("w")
+            err = (folders[name] / "stderr.log").open("w")
+            logs += [out, err]
+            procs[name] = subprocess.Popen([sys.executable, *map(str, args)], cwd=REPO, env=env,
+                                           stdout=out, stderr=err, text=True)
+        codes = {name: proc.wait(timeout=timeout) for name, proc in procs.items()}
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        for log in logs:
+            log.close()
+    return {name: (code, (folders[name] / "stdout.log").read_text(),
+                   (folders[name] / "stderr.log").read_text()) for name, code in codes.items()}
+
+
+@pytest.fixture(scope="session")
+def side_by_side():
+    return run_side_by_side

@@ -15,13 +15,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def started(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, stdout=log.open("w"),
-                            stderr=subprocess.STDOUT, text=True)
-
-
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, side_by_side):
     """`python -m bench --quick` and `python -m bench.gpu --dry-run`, side by side: each spends a
     third of its time waiting (process and Ray start-up), so together they take less than one
     after the other. Each starts its own Ray instance (RAY_ADDRESS=local: neither joins the
@@ -30,22 +25,13 @@ def runs(tmp_path_factory):
     # The synthetic fallback for pairs 5, 7, 9 and 10 and the GPU check's EPR step.
     env = {**os.environ, "EMOREF_EMODB": str(root / "absent"), "RAY_ADDRESS": "local"}
     commands = {
-        "quick": ["-m", "bench", "--quick", "--json", str(root / "bench.json"),
-                  "--work", str(root / "work")],
+        "quick": ["-m", "bench", "--quick", "--json", root / "bench.json", "--work", root / "work"],
         # A generous budget: beside the other run on a loaded 2-core machine the IPR step alone
         # can take 2-3 minutes.
-        "gpu": ["-m", "bench.gpu", str(root / "out"), "--dry-run", "--budget", "900"]}
-    procs = {name: started(args, env, root / f"{name}.log") for name, args in commands.items()}
-    done = {}
-    try:
-        for name, proc in procs.items():
-            code = proc.wait(timeout=1200)
-            done[name] = (code, (root / f"{name}.log").read_text(), root)
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-    return done
+        "gpu": ["-m", "bench.gpu", root / "out", "--dry-run", "--budget", "900"]}
+    folders = {name: tmp_path_factory.mktemp(name) for name in commands}
+    done = side_by_side(commands, folders, env)
+    return {name: (code, stdout + stderr, root) for name, (code, stdout, stderr) in done.items()}
 
 
 def test_bench_quick_runs_every_pair_and_prints_ratios(runs):

@@ -201,7 +201,7 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path, smoke_
 
 
 @pytest.fixture(scope="module")
-def side_sweeps(tmp_path_factory, smoke_cache):
+def side_sweeps(tmp_path_factory, smoke_cache, side_by_side):
     """Three small sweeps that share nothing, run side by side: one whose trials train on Ray
     Train workers, one whose only trial raises, one under ASHA with a diverging configuration.
     Each spends much of its time waiting (process, Ray and Tune start-up, Tune's polling), so
@@ -227,26 +227,10 @@ def side_sweeps(tmp_path_factory, smoke_cache):
                    "encoder.pretrained=true", f"encoder.model={broken}"],
         "diverge": ["--scheduler", "asha", "--num-samples", 4, "--seeds", 2, "--space", space,
                     "--name", "diverge"]}
-    env = {**ENV, "RAY_ADDRESS": "local"}
-    procs = {}
-    for name, root in roots.items():
-        args = ["ipr", *common, "--storage-path", root / "sweeps", "--tracking-uri", store(root),
-                *extra[name]]
-        procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "runner.tune", *map(str, args)], cwd=REPO, env=env,
-            stdout=(root / "stdout.log").open("w"), stderr=(root / "stderr.log").open("w"))
-    done = {}
-    try:
-        for name, proc in procs.items():
-            code = proc.wait(timeout=1200)
-            root = roots[name]
-            done[name] = (code, (root / "stdout.log").read_text(),
-                          (root / "stderr.log").read_text(), root)
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-    return done
+    commands = {name: ["-m", "runner.tune", "ipr", *common, "--storage-path", root / "sweeps",
+                       "--tracking-uri", store(root), *extra[name]] for name, root in roots.items()}
+    done = side_by_side(commands, roots, {**ENV, "RAY_ADDRESS": "local"})
+    return {name: (*result, roots[name]) for name, result in done.items()}
 
 
 def test_trials_with_workers_train_each_seed_on_ray_train(side_sweeps):
@@ -379,6 +363,7 @@ def mlflow_ui(sweep):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
+        log.close()
         log.close()
 
 
