@@ -31,7 +31,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source studies/common.sh
 PY=${PY:-.venv/bin/python}
-EMODB=${EMODB:-$(cd .. && pwd)/shared/data/emodb}
+# The folder that holds the repository and shared/ beside it: paths under it are archived as ../
+# (set it when this script runs from a checkout elsewhere, such as a frozen copy of the code).
+BESIDE=${BESIDE:-$(cd .. && pwd)}
+EMODB=${EMODB:-$BESIDE/shared/data/emodb}
 OUT=${OUT:-runs/studies/epr}
 SEEDS=${SEEDS:-5}
 NESTED_SEEDS=${NESTED_SEEDS:-3}
@@ -60,7 +63,7 @@ copy_seed() {  # from, to: a finished seed folder's KEPT files, config.txt last 
 }
 
 relative() {  # file: the repository's parent folder written as .. (paths in configs and logs)
-  sed -i "s|$(cd .. && pwd)/|../|g" "$1"
+  sed -i "s|$BESIDE/|../|g" "$1"
 }
 
 archive() {  # row, seed: the finished seed, the wall times and the report into ARCHIVE
