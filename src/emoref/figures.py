@@ -73,10 +73,8 @@ def confusion_matrix(matrix: Sequence[Sequence[float]], classes: Sequence[str],
     values = np.asarray(matrix, dtype=float)
     if normalise:
         values = values / np.maximum(values.sum(1, keepdims=True), 1.0)
-    fig = _matrix(values, classes, classes, title, "{:.2f}" if normalise else "{:.0f}")
-    fig.axes[0].set(xlabel="predicted", ylabel="true")
-    fig.tight_layout()
-    return fig
+    return _matrix(values, classes, classes, title, "{:.2f}" if normalise else "{:.0f}",
+                   xlabel="predicted", ylabel="true")
 
 
 def similarity_curves(runs: Sequence[Sequence[Mapping[str, float]]], classes: Sequence[str]
@@ -119,9 +117,10 @@ def profile_evolution(stages: Sequence[Sequence[Sequence[float]]], classes: Sequ
 
 
 def _matrix(values: np.ndarray, rows: Sequence[str], cols: Sequence[str], title: str,
-            fmt: str) -> Figure:
+            fmt: str, xlabel: str = "", ylabel: str = "") -> Figure:
     size = (max(3.6, 1 + 0.6 * len(cols)), max(3.0, 1 + 0.5 * len(rows)))  # room for a title
     fig, ax = plt.subplots(figsize=size)
+    ax.set(xlabel=xlabel, ylabel=ylabel)  # before the one layout pass, which makes room for them
     ax.imshow(values, cmap="Blues")
     ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right")
     ax.set_yticks(range(len(rows)), rows)
