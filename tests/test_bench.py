@@ -32,7 +32,7 @@ def runs(tmp_path_factory, side_by_side):
         # more than its 319-s share of 900 s.
         "gpu": ["-m", "bench.gpu", root / "out", "--dry-run", "--budget", "1500"]}
     folders = {name: tmp_path_factory.mktemp(name) for name in commands}
-    done = side_by_side(commands, folders, env)
+    done = side_by_side(commands, folders, env, timeout=1800)
     return {name: (code, stdout + stderr, root) for name, (code, stdout, stderr) in done.items()}
 
 
