@@ -364,7 +364,6 @@ def mlflow_ui(sweep):
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
         log.close()
-        log.close()
 
 
 def test_mlflow_ui_shows_the_sweep_configurations_seeds_and_curves(sweep, mlflow_ui, browser,
