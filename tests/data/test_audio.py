@@ -84,12 +84,32 @@ def test_augmenter_is_seeded_and_changes_audio(tmp_path):
     assert np.array_equal(nothing(wave, 1), wave)
 
 
+def test_reverb_draws_from_its_own_responses_whatever_else_their_folder_holds(tmp_path, tone):
+    """Another file in the responses' folder is never drawn: a trial that listed a response still
+    being written by another trial failed when that file was renamed away (FileNotFoundError),
+    and a leftover in the list would change every seeded view."""
+    config = AugmentConfig(noise_p=0.0, gain_p=0.0, reverb_p=1.0, pitch_p=0.0)
+    wave = (np.sin(np.arange(8000) / 10) * 0.3).astype(np.float32)
+    clean = Augmenter(config, 16000, tmp_path / "clean")
+    folder = next((tmp_path / "clean").rglob("rir_00.wav")).parent
+    cluttered = tmp_path / "cluttered" / folder.relative_to(tmp_path / "clean")
+    tone(cluttered / "rir_15.4242.0123abcd.tmp.wav")  # what a killed writer once left
+    (cluttered / "rir_15.wav.4242.0123abcd.part").write_bytes(b"RIFF")  # one being written now
+    augment = Augmenter(config, 16000, tmp_path / "cluttered")
+    for seed in range(12):
+        np.testing.assert_array_equal(augment(wave, seed), clean(wave, seed))
+    assert sorted(p.name for p in cluttered.glob("rir_??.wav")) == [
+        f"rir_{i:02d}.wav" for i in range(16)]
+
+
 def test_impulse_responses_do_not_depend_on_what_exists_and_survive_concurrent_writers(tmp_path):
     from concurrent.futures import ProcessPoolExecutor
 
     from emoref.data.augment import synthetic_impulse_responses
 
     fresh = synthetic_impulse_responses(tmp_path / "fresh", (0.2, 0.6), 16000, count=6)
+    assert fresh == [tmp_path / "fresh" / f"rir_{i:02d}.wav" for i in range(6)]
+    fresh = fresh[0].parent
     partial = tmp_path / "partial"
     synthetic_impulse_responses(partial, (0.2, 0.6), 16000, count=6)
     for i in (0, 2):  # regenerate some, the others already there

@@ -349,16 +349,19 @@ def mlflow_ui(sweep):
          "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         cwd=root, env=ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
+    # A deadline, not a count of tries (each try may wait 2 s): beside two other trainings on
+    # the same two cores the server's start-up took over 180 s.
+    deadline = time.monotonic() + 300
     try:
-        for _ in range(180):
+        while True:
             try:
                 urllib.request.urlopen(f"{base}/health", timeout=2)
                 break
             except OSError:
                 assert server.poll() is None, (root / "mlflow-server.log").read_text()[-3000:]
+                if time.monotonic() > deadline:
+                    pytest.fail("mlflow server did not answer /health within 300 s")
                 time.sleep(1)
-        else:
-            pytest.fail("mlflow server did not answer /health in 180 s")
         yield base
     finally:
         os.killpg(server.pid, signal.SIGTERM)

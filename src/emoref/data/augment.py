@@ -25,15 +25,18 @@ IMPULSE_RESPONSES_VERSION = 2
 
 
 def synthetic_impulse_responses(directory: Path, rt60: tuple[float, float], sample_rate: int,
-                                count: int = N_IMPULSE_RESPONSES) -> Path:
-    """Write `count` room impulse responses (WAV) into `directory`; returns the directory.
+                                count: int = N_IMPULSE_RESPONSES) -> list[Path]:
+    """Write `count` room impulse responses (WAV) into `directory`; returns their paths, in order.
 
     Safe when several trials share the folder: response i comes from its own generator (so it is
     the same whichever files already exist), each is written under a name private to this
-    process and renamed into place atomically."""
+    process and renamed into place atomically. The reverb draws from the returned list, not from
+    whatever audio the folder holds: a folder scan would also pick up another trial's response
+    still being written (gone a moment later: FileNotFoundError) or one left by a killed process,
+    and a seeded draw from a longer list picks other responses."""
     directory.mkdir(parents=True, exist_ok=True)
-    for i, t60 in enumerate(np.linspace(rt60[0], rt60[1], count)):
-        path = directory / f"rir_{i:02d}.wav"
+    paths = [directory / f"rir_{i:02d}.wav" for i in range(count)]
+    for i, (path, t60) in enumerate(zip(paths, np.linspace(rt60[0], rt60[1], count))):
         if path.is_file():
             continue
         rng = np.random.default_rng([1234, i])
@@ -42,10 +45,11 @@ def synthetic_impulse_responses(directory: Path, rt60: tuple[float, float], samp
         response = rng.standard_normal(n) * decay
         response[0] = 1.0  # direct path
         response /= np.abs(response).max()
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}.{uuid.uuid4().hex}.tmp.wav")
-        sf.write(tmp, response.astype(np.float32), sample_rate, subtype="FLOAT")
+        # Not a .wav name while it is written (the format given explicitly instead).
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex}.part")
+        sf.write(tmp, response.astype(np.float32), sample_rate, subtype="FLOAT", format="WAV")
         tmp.replace(path)
-    return directory
+    return paths
 
 
 class Augmenter:
