@@ -34,23 +34,29 @@ def node_with_its_own_disk(tmp_path):
     ray_cli = str(Path(sys.executable).parent / "ray")
     script = (f"mount -t tmpfs emoref-node-local {shlex.quote(str(local))} && exec "
               f"{shlex.quote(ray_cli)} start --address={cluster.address} --num-cpus=1 --block")
+    log = (tmp_path / "second-node.log").open("w")
     worker = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                               script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               script], stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=True)
     try:
         ray.init(address=cluster.address, log_to_driver=False)
         for _ in range(120):
             if len([n for n in ray.nodes() if n["Alive"]]) == 2:
                 break
-            assert worker.poll() is None, "the second node did not start"
+            # `ray start` gives its raylet 30 s to register (Ray's limit, not a setting): beside
+            # other Ray instances on a loaded machine it timed out, which its log then says.
+            assert worker.poll() is None, ("the second node did not start:\n" +
+                                           (tmp_path / "second-node.log").read_text()[-3000:])
             time.sleep(1)
         else:
             pytest.fail("the second node did not join in 120 s")
         yield cluster, local
     finally:
         ray.shutdown()
-        os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=60)
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(timeout=60)
+        log.close()
         cluster.shutdown()
 
 
