@@ -31,7 +31,7 @@ echo "end $row $k $(date +%s.%N)" >> "$out/jobs.log"
 
 
 def run_study(tmp_path: Path, seeds: int, nested: int, done: dict[str, list[int]] = {},
-              fold_forest: int = 0):
+              fold_forest: int = 0, capacity: int = 0):
     python = tmp_path / "python"
     python.write_text(STAND_IN)
     python.chmod(0o755)
@@ -42,7 +42,7 @@ def run_study(tmp_path: Path, seeds: int, nested: int, done: dict[str, list[int]
             (out / row / f"seed{k}" / "config.txt").write_text(f"seed={k}\n")
     env = {**os.environ, "PY": str(python), "OUT": str(out), "ARCHIVE": str(archive),
            "SEEDS": str(seeds), "NESTED_SEEDS": str(nested), "LANES": "2",
-           "FOLD_FOREST_SEEDS": str(fold_forest),
+           "FOLD_FOREST_SEEDS": str(fold_forest), "CAPACITY_SEEDS": str(capacity),
            "EMODB": str(tmp_path / "emodb"), "POLL": "0.1",
            # The folder archived paths are written relative to (the repository's parent by
            # default; a frozen copy of the code elsewhere sets it).
@@ -63,25 +63,33 @@ def intervals(events):
 
 
 def test_every_job_once_in_a_safe_order_on_both_lanes(tmp_path):
-    events, out, archive = run_study(tmp_path, seeds=3, nested=2, fold_forest=2)
+    events, out, archive = run_study(tmp_path, seeds=3, nested=2, fold_forest=2, capacity=2)
     spans = intervals(events)
     rows = ["epr_paper", "epr_soft_paper", "epr_in_sample", "epr_soft_in_sample"]
+    own = {"epr_paper_monitor_accuracy", "epr_stage1_width025", "epr_stage1_hop5"}
     expected = ({(r, k) for r in rows for k in range(3)}
                 | {(r, k) for r in ("epr_nested", "epr_soft_nested") for k in range(2)}
                 | {("epr_paper_monitor_accuracy", k) for k in range(3)}
-                | {("epr_paper_fold_forest", k) for k in range(2)})
+                | {("epr_paper_fold_forest", k) for k in range(2)}
+                | {(r, k) for r in ("epr_stage1_width025", "epr_stage1_hop5") for k in range(2)})
     assert sorted(spans) == sorted(expected)
     assert sum(what == "start" for _, what, _, _ in events) == len(expected)  # each once
     for (row, k), (start, end) in spans.items():
-        if row not in ("epr_paper", "epr_paper_monitor_accuracy"):
+        if row != "epr_paper" and row not in own:
             # it loads epr_paper's stage-1 networks: they must be stored first
             assert start >= spans[("epr_paper", k)][1], (row, k)
         for (other, j), (s2, e2) in spans.items():
-            if j == k and other != row and "monitor" not in row + other:
+            if j == k and other != row and not {row, other} & own:
                 assert end <= s2 or e2 <= start, f"{row} and {other} of seed {k} overlapped"
     # two lanes: some jobs did run side by side
     assert any(s1 < e2 and s2 < e1 for a, (s1, e1) in spans.items()
                for b, (s2, e2) in spans.items() if a < b)
+    # the stage-1 rows change one factor each against epr_paper's stage 1
+    logged = (out / "times.log").read_text().splitlines()
+    for row, factor in (("epr_stage1_width025", "epr.width=0.25"),
+                        ("epr_stage1_hop5", "audio.segment_hop=5")):
+        line = next(x for x in logged if f" {row} seed0 " in x)
+        assert f" {factor}" in line and " epr.depth=1" in line and "epr.protocol=paper" in line
     # every finished seed is archived, with a relative corpus path
     assert all((archive / r / f"seed{k}" / "config.txt").read_text().endswith(
         "corpus.root=../out\n") for r, k in expected)
