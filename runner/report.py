@@ -251,6 +251,32 @@ def logged_walls(run: Path) -> dict[str, dict[int, int]]:
     return walls
 
 
+def code_that_ran(run: Path, rows: list[str]) -> str:
+    """Which code each row's seeds ran, from their provenance.txt: the seeds grouped by the
+    package's code digest (its first 8 hex digits; seeds with one digest ran the same package),
+    with the commits they recorded ("+dirty": some tracked file was edited meanwhile, which the
+    digest says was not the package). Seeds finished before provenance.txt was written are
+    counted as such. Empty when no seed recorded any."""
+    cells, recorded = [], False
+    for row in rows:
+        groups: dict[str, tuple[list[int], set[str]]] = {}
+        for seed, folder in finished_seeds(run / row).items():
+            path = folder / "provenance.txt"
+            saved = dict(line.split("=", 1) for line in path.read_text().splitlines()
+                         if "=" in line) if path.is_file() else {}
+            recorded |= bool(saved)
+            seeds, commits = groups.setdefault(saved.get("code_digest", "")[:8] or
+                                               "not recorded", ([], set()))
+            seeds.append(seed)
+            if commit := saved.get("commit"):
+                commits.add(commit[:7] + ("+dirty" if commit.endswith("+dirty") else ""))
+        cells += [f"{row} {digest} seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}"
+                  + (f" (commits {', '.join(sorted(commits))})" if commits else "")
+                  for digest, (seeds, commits) in groups.items()]
+    return ("code that ran (each seed's provenance.txt: the package's code digest, seeds, "
+            "commits): " + "; ".join(cells)) if recorded else ""
+
+
 def report(run: Path, figures: bool = False) -> str:
     if (run / "sweep.json").is_file():
         try:
@@ -287,6 +313,8 @@ def report(run: Path, figures: bool = False) -> str:
         parts += [f"figure: {path}" for path in agreement_figures(run, by_seed)]
         parts += [f"figure: {path}" for path in epr_stage_figures(
             run, {row: by_seed[row] for row in (*epr, "reference_cv") if row in by_seed}, epr)]
+    if provenance := code_that_ran(run, list(summaries)):
+        parts.append(provenance)
     if walls := logged_walls(run):
         cells = []
         for row, by_seed in walls.items():

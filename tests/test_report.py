@@ -165,3 +165,29 @@ def test_epr_stage_figure_draws_each_rows_mean_and_spread_forest_and_argmax_per_
                               configs)
     assert [p.name for p in paths] == ["epr_stages_mixed.png", "epr_stages_soft.png"]
     assert all(p.stat().st_size > 0 for p in paths)
+
+
+def test_each_rows_seeds_are_grouped_by_the_code_that_ran(tmp_path):
+    from runner.report import code_that_ran
+
+    def seed(row: str, k: int, provenance: str | None) -> None:
+        folder = tmp_path / row / f"seed{k}"
+        folder.mkdir(parents=True)
+        (folder / "config.txt").write_text(f"seed={k}\n")
+        if provenance is not None:
+            (folder / "provenance.txt").write_text(provenance)
+
+    a, b = "a" * 64, "b" * 64
+    seed("epr_paper", 0, None)  # finished before provenance.txt was written
+    seed("epr_paper", 1, f"commit={'1' * 40}\ncode_digest={a}\n")
+    seed("epr_paper", 2, f"commit={'2' * 40}+dirty\ncode_digest={a}\n")
+    seed("epr_nested", 0, f"commit={'3' * 40}\ncode_digest={b}\n")
+    (tmp_path / "epr_nested" / "seed1").mkdir()  # unfinished: no config.txt
+    line = code_that_ran(tmp_path, ["epr_nested", "epr_paper"])
+    assert line.split("): ", 1)[1] == (
+        "epr_nested bbbbbbbb seed 0 (commits 3333333); epr_paper not recorded seed 0; "
+        "epr_paper aaaaaaaa seeds 1, 2 (commits 1111111, 2222222+dirty)")
+    assert code_that_ran(tmp_path, ["epr_paper"]).count("aaaaaaaa") == 1
+    (tmp_path / "reference_cv" / "seed0").mkdir(parents=True)
+    (tmp_path / "reference_cv" / "seed0" / "config.txt").write_text("seed=0\n")
+    assert code_that_ran(tmp_path, ["reference_cv"]) == ""  # nothing recorded: no line

@@ -11,7 +11,8 @@ from runner.report import report
 
 ARCHIVE = Path(__file__).resolve().parents[1] / "studies" / "results" / "epr"
 ROW = re.compile(r"epr(?P<soft>_soft)?_(?P<protocol>paper|in_sample|nested)"
-                 r"(?P<accuracy>_monitor_accuracy)?(?P<fold_forest>_fold_forest)?")
+                 r"(?P<accuracy>_monitor_accuracy)?(?P<fold_forest>_fold_forest)?"
+                 r"|epr_stage1_(?P<capacity>width025|hop5)")
 
 
 def settings(seed: Path) -> dict[str, str]:
@@ -39,9 +40,13 @@ def test_archived_seeds_are_what_their_row_says(row):
             continue
         match = ROW.fullmatch(row.name)
         assert match, f"{row.name}: not a row studies/epr.sh writes"
-        assert config["epr.protocol"] == match["protocol"]
+        assert config["epr.protocol"] == (match["protocol"] or "paper")
         assert config["epr.labels"] == ("soft" if match["soft"] else "mixed")
-        assert config["epr.depth"] == ("3" if match["soft"] else "5")
+        assert config["epr.depth"] == ("1" if match["capacity"] else
+                                       "3" if match["soft"] else "5")
+        # the stage-1 rows change one factor of the cpu preset each
+        assert config["epr.width"] == ("0.25" if match["capacity"] == "width025" else "0.125")
+        assert config["audio.segment_hop"] == ("5" if match["capacity"] == "hop5" else "10")
         assert config["epr.monitor"] == ("accuracy" if match["accuracy"] else "loss")
         # seeds finished before epr.forest_fit existed have the default's behaviour
         assert config.get("epr.forest_fit", "protocol") == (
@@ -62,3 +67,5 @@ def test_runner_report_reads_the_archive():
     assert counts == {row.name: str(len(finished(row))) for row in rows if finished(row)}
     if (ARCHIVE / "reference_cv").is_dir():  # the classical reference on the same folds
         assert "| reference" in text
+    if list(ARCHIVE.glob("*/seed*/provenance.txt")):  # which code each seed ran
+        assert "code that ran" in text
