@@ -21,6 +21,10 @@ With workers=N (N >= 1) each seed trains through a Ray Train TorchTrainer on N D
 CPU; gpu=true: one GPU each, NCCL, train.precision=bf16|fp16 for mixed precision), checkpointing
 every epoch under dist.storage and resuming there when Ray restarts a failed worker group. It uses
 the running Ray instance (RAY_ADDRESS) or starts a local one; workers=0 (the default) trains here.
+--state-dir DIR (workers >= 1) keeps each seed's newest state in DIR/<row>/seed<k>/state.pt as
+well, rewritten at most every --state-every seconds and removed once the seed's folder is written;
+the same command resumes from it wherever it runs next (a fresh checkout, another machine) when
+the package's sources, the resolved config and the split are the same.
 Exits with status 2 and a message naming the key or file when the input is wrong, before training.
 """
 
@@ -38,6 +42,7 @@ from emoref.config import PRESETS, RunConfig, build_config
 from emoref.experiment import prepare_split, reference_runs, split_kind, train_seed
 from emoref.methods import METHODS
 from emoref.methods.common import Diverged
+from emoref.ray_train import read_state_file
 from emoref.record import reading, results_tables
 from emoref.summary import aggregate, seed_metrics
 from runner._cli import (EPR_HELP, USER_ERRORS, expand, fail, in_process_threads,
@@ -59,6 +64,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--label", help="one method only: the name of its results row and folder "
                         "(default the method), e.g. an ablation beside its method: "
                         "`runner.train ipr ipr.mu=0 --label ipr_mu0 --out <same folder>`")
+    parser.add_argument("--state-dir", type=Path, metavar="DIR",
+                        help="workers >= 1: keep each seed's newest state in "
+                             "DIR/<row>/seed<k>/state.pt and resume from it there (a seed of "
+                             "hours then continues in another checkout or on another machine)")
+    parser.add_argument("--state-every", type=float, default=300.0, metavar="S",
+                        help="--state-dir: seconds between rewrites of the state (default 300)")
     return parser.parse_intermixed_args(argv)
 
 
@@ -78,6 +89,27 @@ def prepare(methods: list[str], args: argparse.Namespace) -> dict[str, tuple[Run
     return prepared
 
 
+def state_files(runs: dict[str, tuple[str, RunConfig, object]], args: argparse.Namespace
+                ) -> dict[tuple[str, int], Path]:
+    """--state-dir: each Ray Train seed's state file, every one that exists checked to be its
+    run's before anything trains (the classical reference rows train here, in seconds: none)."""
+    files = {}
+    for name, (method, base, split) in runs.items():
+        if method.startswith("reference"):
+            continue
+        if not base.workers:
+            fail(f"--state-dir: expected workers >= 1 (a run in this process keeps no resumable "
+                 f"state), got workers={base.workers}")
+        for seed in range(base.seed, base.seed + args.seeds):
+            path = args.state_dir / name / f"seed{seed}" / "state.pt"
+            try:
+                read_state_file(path, dataclasses.replace(base, seed=seed), split.hash)
+            except USER_ERRORS as err:
+                fail(str(err))
+            files[name, seed] = path
+    return files
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse(list(sys.argv[1:] if argv is None else argv))
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -90,6 +122,8 @@ def main(argv: list[str] | None = None) -> dict:
             re.escape(methods[0]) + r"[_-][A-Za-z0-9_.=-]+", args.label)):
         fail(f"--label {args.label!r}: expected one method and a name that starts with it and _ "
              f"or -, e.g. {methods[0]}_mu0 (the row is read as that method's)")
+    if args.state_every < 0:
+        fail(f"--state-every: expected seconds >= 0, got {args.state_every}")
     prepared = prepare(methods, args)
     corpus = next(iter(prepared.values()))[0].corpus.name
     out = Path(args.out or Path("runs") / "train" / corpus)
@@ -102,6 +136,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.label:
         runs = {args.label: runs.pop(methods[0]), **runs}
     runs.update(reference_runs(prepared))  # the classical reference rows, seconds each
+    states = state_files(runs, args) if args.state_dir else {}
     for name, (method, base, split) in runs.items():
         hashes[name] = split.hash
         print(f"{name}: split {split.hash}", flush=True)
@@ -109,7 +144,9 @@ def main(argv: list[str] | None = None) -> dict:
             in_process_threads(config)  # workers=0: as a sweep's trial computes
             try:
                 result, wall = train_seed(method, config, split,
-                                          out / name / f"seed{config.seed}", quiet=args.quiet)
+                                          out / name / f"seed{config.seed}", quiet=args.quiet,
+                                          state_file=states.get((name, config.seed)),
+                                          state_every_s=args.state_every)
             except Diverged as err:
                 fail(f"{name} seed {config.seed} diverged: {err}")
             per_seed.setdefault(name, []).append(

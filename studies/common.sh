@@ -8,6 +8,9 @@ timed_to() {  # log, name, command...: run the command, append its wall time to 
   local log=$1 name=$2 prior=0 begin beat rc=0 attempts=1
   shift 2
   local mark="$log.${name// /_}.running"
+  # MARKS: a folder for the mark files instead (one kept where the run's state is, so a command
+  # resumed in another checkout counts the attempts made elsewhere too)
+  [[ -z ${MARKS:-} ]] || { mkdir -p "$MARKS" && mark="$MARKS/${name// /_}.running"; }
   if [[ -f "$mark" ]]; then
     read -r prior attempts < "$mark"
     attempts=$((attempts + 1))

@@ -83,13 +83,24 @@ for done_seed in "$ARCHIVE"/*/seed*/config.txt; do  # restore finished seeds a l
 done
 [[ -f "$OUT/times.log" || ! -f "$ARCHIVE/times.log" ]] || cp "$ARCHIVE/times.log" "$OUT/times.log"
 
+# A seed in flight keeps its newest state (at most STATE_EVERY seconds old, default 300) and its
+# elapsed time in ARCHIVE/in_flight/<row>/seed<k>/, so a study stopped with the machine it ran on
+# goes on from there in a fresh checkout of the same code (runner.train --state-dir; the state is
+# refused by any other code, config or split). Both are removed once the seed is archived.
+INFLIGHT=$ARCHIVE/in_flight
+STATE_EVERY=${STATE_EVERY:-300}
+
 seed() {  # row, seed, overrides...: one seed of one row, through Ray Train (resumable)
   local row=$1 k=$2
   shift 2
   [[ -f "$OUT/$row/seed$k/config.txt" ]] && return 0
-  timed "$row seed$k" "$PY" -m runner.train epr "seed=$k" --seeds 1 --label "$row" --out "$OUT" \
-    --quiet workers=1 "dist.cpus_per_worker=$CPUS" "${CORPUS[@]}" "$@" || return 1
+  MARKS="$INFLIGHT/$row/seed$k" timed "$row seed$k" "$PY" -m runner.train epr "seed=$k" \
+    --seeds 1 --label "$row" --out "$OUT" --quiet --state-dir "$INFLIGHT" \
+    --state-every "$STATE_EVERY" workers=1 "dist.cpus_per_worker=$CPUS" "${CORPUS[@]}" "$@" ||
+    return 1
   archive "$row" "$k"
+  rm -rf "${INFLIGHT:?}/$row/seed$k"
+  rmdir "$INFLIGHT/$row" "$INFLIGHT" 2> /dev/null || true
 }
 
 report() {  # written whole, then moved: two lanes may report at once

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 
 from runner.report import report
 
@@ -69,3 +70,17 @@ def test_runner_report_reads_the_archive():
         assert "| reference" in text
     if list(ARCHIVE.glob("*/seed*/provenance.txt")):  # which code each seed ran
         assert "code that ran" in text
+
+
+def test_seeds_in_flight_hold_a_state_their_run_can_resume_from():
+    """A seed stopped part-way keeps in_flight/<row>/seed<k>/state.pt (runner.train
+    --state-dir): it must read back with weights_only=True and say which run it belongs to."""
+    for state in sorted(ARCHIVE.glob("in_flight/*/seed*/state.pt")):
+        row = state.parent.parent.name
+        assert ROW.fullmatch(row), state
+        assert not (ARCHIVE / row / state.parent.name / "config.txt").is_file(), \
+            f"{state}: its seed is archived as finished; the state should have been removed"
+        saved = torch.load(state, map_location="cpu", weights_only=True)
+        assert {"method", "history", "attempt", "config_sha", "split_hash", "code"} <= set(saved)
+        assert "config" not in saved  # (its paths are the machine's that ran it)
+        assert saved["history"] and saved["method"]["stage"] >= 1, state

@@ -21,7 +21,10 @@ if [[ $3 == reference ]]; then
 fi
 row=$(sed -E 's/.* --label ([^ ]+) .*/\1/' <<< "$args")
 k=$(sed -E 's/.* seed=([0-9]+) .*/\1/' <<< "$args")
+state=$(sed -E 's/.* --state-dir ([^ ]+) .*/\1/' <<< "$args")/$row/seed$k/state.pt
+[[ -f $state ]] && echo "resumed $row $k $(date +%s.%N)" >> "$out/jobs.log"
 echo "start $row $k $(date +%s.%N)" >> "$out/jobs.log"
+mkdir -p "${state%/*}" && echo "state of $row $k" > "$state"  # as rank 0 exports it
 [[ $row == epr_nested ]] && sleep 1.2 || sleep 0.3
 mkdir -p "$out/$row/seed$k"
 for name in epochs.csv table.csv confusion.json; do echo x > "$out/$row/seed$k/$name"; done
@@ -52,7 +55,8 @@ def run_study(tmp_path: Path, seeds: int, nested: int, done: dict[str, list[int]
     events = []
     for line in (out / "jobs.log").read_text().splitlines():
         what, row, k, at = line.split()
-        events.append((float(at), what, row, int(k)))
+        if what != "resumed":
+            events.append((float(at), what, row, int(k)))
     return sorted(events), out, archive
 
 
@@ -102,3 +106,22 @@ def test_finished_seeds_are_not_run_again(tmp_path):
     started = {(row, k) for _, what, row, k in events if what == "start"}
     assert not started & {(r, k) for r, ks in done.items() for k in ks}
     assert ("epr_soft_paper", 1) in started and ("epr_in_sample", 0) in started
+
+
+def test_a_seed_in_flight_goes_on_from_the_archive_in_a_fresh_checkout(tmp_path):
+    """A study stopped with its machine leaves each seed in flight in ARCHIVE/in_flight: the
+    state runner.train --state-dir exports and the seconds and attempts so far. A fresh checkout
+    (no OUT at all) hands that state to the same seed's runner.train, adds the seconds to its
+    wall time, and removes both once the seed is archived."""
+    archive = tmp_path / "archive" / "in_flight" / "epr_paper" / "seed0"
+    archive.mkdir(parents=True)
+    (archive / "state.pt").write_text("state of epr_paper 0")
+    (archive / "epr_paper_seed0.running").write_text("5000 2\n")
+    events, out, archive_root = run_study(tmp_path, seeds=1, nested=0)
+    log = (out / "jobs.log").read_text().splitlines()
+    assert [x.split()[:3] for x in log if x.startswith("resumed")] == [["resumed", "epr_paper", "0"]]
+    line = next(x for x in (out / "times.log").read_text().splitlines() if " epr_paper seed0 " in x)
+    took = int(line.split(" epr_paper seed0 ")[1].split()[0])
+    assert 5000 <= took < 5100 and "(3 attempts)" in line and "--state-dir" in line
+    assert not (archive_root / "in_flight").exists()  # every seed finished: nothing in flight
+    assert (archive_root / "epr_paper" / "seed0" / "config.txt").is_file()

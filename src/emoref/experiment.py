@@ -118,10 +118,14 @@ def reference_runs(prepared: dict[str, tuple[RunConfig, Any]]
 
 
 def train_seed(method: str, config: RunConfig, split: Any, folder: Path, quiet: bool = False,
-               live: Callable[[dict[str, float]], None] | None = None) -> tuple[Result, float]:
+               live: Callable[[dict[str, float]], None] | None = None,
+               state_file: Path | None = None, state_every_s: float = 300.0
+               ) -> tuple[Result, float]:
     """Train one seed (in this process, or on Ray Train when config.workers > 0) and write its
     folder (emoref.record), config.txt last. `live` receives each epoch's row as it is reported
-    (Ray Train: from rank 0, during training). Returns the Result and the wall time in seconds."""
+    (Ray Train: from rank 0, during training). `state_file` (Ray Train only): where the run keeps
+    a copy of its newest state and resumes from (ray_train.train); removed once the seed's folder
+    is written. Returns the Result and the wall time in seconds."""
     tag = f"{method} seed {config.seed}"
 
     def echo(row: dict[str, float]) -> None:
@@ -136,10 +140,13 @@ def train_seed(method: str, config: RunConfig, split: Any, folder: Path, quiet: 
         # Rank 0 prints each epoch (unless quiet) and sends its row to `live` as it trains; the
         # whole history comes back into `reporter` when training ends.
         reporter = ListReporter()
-        result, _ = ray_train.train(method, config, split, reporter, echo=not quiet, live=live)
+        result, _ = ray_train.train(method, config, split, reporter, echo=not quiet, live=live,
+                                    state_file=state_file, state_every_s=state_every_s)
     else:
         reporter = ListReporter(live=echo)
         result = METHODS[method](config, split, reporter)
     wall = time.perf_counter() - start
     write_seed(folder, method, config, result, reporter.rows, reporter.extras, split.classes)
+    if state_file is not None:  # the seed's outcome is in its folder now
+        state_file.unlink(missing_ok=True)
     return result, wall

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -16,7 +18,7 @@ from typing import Any, Callable
 
 import torch
 
-from emoref.config import RunConfig, as_overrides, from_overrides
+from emoref.config import ConfigError, RunConfig, as_overrides, from_overrides
 from emoref.methods import METHODS
 from emoref.provenance import code_digest, digest, git_sha
 from emoref.record import Reporter, Result
@@ -41,6 +43,11 @@ class RankReporter:
     provenance: dict[str, Any] = field(default_factory=dict)  # config, git SHA, split hash
     last_state: Callable[[], dict[str, Any]] | None = None  # the newest state the method offered
     live: Callable[[dict[str, float]], None] | None = None  # gets each row as it is reported
+    # A copy of the newest state outside Ray's storage (runner.train --state-dir), rewritten at
+    # most every export_every_s seconds: what a run needs to resume on another machine.
+    export: str = ""
+    export_every_s: float = 300.0
+    exported_at: float = float("-inf")
 
     def __call__(self, epoch: int, metrics: dict[str, float], extras: dict[str, Any],
                  state: Callable[[], dict[str, Any]] | None = None) -> None:
@@ -63,8 +70,15 @@ class RankReporter:
             ray.train.report(scalars, checkpoint=None)
             return
         with tempfile.TemporaryDirectory() as folder:
-            torch.save({"method": state(), "history": self.history, "attempt": self.attempt,
-                        **self.provenance}, Path(folder) / STATE_FILE)
+            saved = {"method": state(), "history": self.history, "attempt": self.attempt,
+                     **self.provenance}
+            torch.save(saved, Path(folder) / STATE_FILE)
+            if self.export and time.monotonic() - self.exported_at >= self.export_every_s:
+                # The copy carries the digest of the config less its locations (read_state_file
+                # checks it), not the config itself, whose paths are this machine's.
+                write_state_file(Path(self.export), {
+                    k: v for k, v in saved.items() if k != "config"})
+                self.exported_at = time.monotonic()
             ray.train.report(scalars, checkpoint=ray.train.Checkpoint.from_directory(folder))
 
 
@@ -73,6 +87,52 @@ def load_state(checkpoint: Any) -> dict[str, Any]:
     with checkpoint.as_directory() as folder:
         # On CPU first: load_state_dict then copies each tensor to wherever its module lives.
         return torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=True)
+
+
+# Where things are on a machine, not what a run computes: a saved state resumes wherever the
+# corpus, the cache and the storage lie (the split hash checks it is the same utterances).
+LOCATIONS = ("corpus.root=", "corpus.cache_dir=", "dist.storage=")
+
+
+def config_sha(overrides: list[str]) -> str:
+    """A digest of the resolved config less LOCATIONS: what a saved state is checked against."""
+    kept = [o for o in overrides if not o.startswith(LOCATIONS)]
+    return hashlib.sha256("\n".join(kept).encode()).hexdigest()
+
+
+def write_state_file(path: Path, saved: dict[str, Any]) -> None:
+    """Written whole under a temporary name, then renamed: a reader (or a copy taken while the
+    run goes on) never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    torch.save(saved, part)
+    os.replace(part, path)
+
+
+def read_state_file(path: Path, config: RunConfig, split_hash: str) -> dict[str, Any] | None:
+    """The state a run exported to `path` (runner.train --state-dir), or None when there is no
+    file. It must be this run's: the same resolved config, split and package sources (a state is
+    only meaningful to the code that wrote it); otherwise this raises, naming what differs."""
+    if not path.is_file():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(saved, dict) or {"method", "history", "attempt"} - set(saved):
+            raise ValueError("expected a dict with 'method', 'history' and 'attempt'")
+    except Exception as err:  # noqa: BLE001 - torn bytes fail anywhere in the unpickler
+        raise ConfigError(f"{path}: unreadable saved run state ({err}); delete it to start the "
+                          "run afresh") from None
+    expected = {"config_sha": config_sha(as_overrides(config)), "split_hash": split_hash,
+                "code": code_digest()}
+    for key, value in expected.items():
+        if saved.get(key) != value:
+            what = {"config_sha": "resolved config", "split_hash": "split",
+                    "code": "package sources (code digest)"}[key]
+            raise ConfigError(
+                f"{path}: the saved state of another run: its {what} is {saved.get(key)!r}, this "
+                f"run's {value!r}. Run the code and config that saved it (its commit: "
+                f"{saved.get('git_sha', '?')}), or delete the file to start afresh")
+    return saved
 
 
 def worker_loop(payload: dict[str, Any]) -> tuple[Result, History, list[str]] | None:
@@ -88,6 +148,14 @@ def worker_loop(payload: dict[str, Any]) -> tuple[Result, History, list[str]] | 
     device = ray.train.torch.get_device() if config.gpu else torch.device("cpu")
     previous = ray.train.get_checkpoint()
     saved = load_state(previous) if previous is not None else None
+    exported = Path(payload["state_file"]) if payload["state_file"] else None
+    if exported is not None and exported.is_file():  # checked by the driver (read_state_file)
+        copy = torch.load(exported, map_location="cpu", weights_only=True)
+        # Ray's own checkpoint of this run (a restarted group, or a rerun on this machine) when
+        # it is at least as far on; the exported copy when it comes from further on (another
+        # machine's run, resumed here).
+        if saved is None or len(copy["history"]) > len(saved["history"]):
+            saved = copy
     unused = config.head.proj_dim > 0  # a projection head gets no gradient during warm-up
     runtime = Runtime(rank=rank, world=world, device=device, precision=config.train.precision,
                       resume=saved["method"] if saved else None,
@@ -95,11 +163,13 @@ def worker_loop(payload: dict[str, Any]) -> tuple[Result, History, list[str]] | 
                       wrap=lambda m: ray.train.torch.prepare_model(
                           m, move_to_device=False,
                           parallel_strategy_kwargs={"find_unused_parameters": unused}))
-    provenance = {"config": payload["config"], "git_sha": git_sha(),
-                  "split_hash": payload["split"].hash}
+    provenance = {"config": payload["config"], "config_sha": config_sha(payload["config"]),
+                  "git_sha": git_sha(), "split_hash": payload["split"].hash,
+                  "code": code_digest()}
     reporter = RankReporter(rank, attempt=saved["attempt"] + 1 if saved else 0,
                             history=list(saved["history"]) if saved else [], echo=payload["echo"],
-                            provenance=provenance, live=payload["live"])
+                            provenance=provenance, live=payload["live"],
+                            export=str(exported or ""), export_every_s=payload["state_every_s"])
     result = METHODS[payload["method"]](config, payload["split"], reporter, runtime)
     # Every rank's final training state must be the same bits (DDP keeps weights in step; the
     # prototype update and relabelling are computed from gathered inputs): check, don't assume.
@@ -195,22 +265,34 @@ def start_ray(echo: bool = True, local: bool = False, **init: Any) -> None:
 
 
 def train(method: str, config: RunConfig, split: Any, reporter: Reporter, echo: bool = True,
-          live: Callable[[dict[str, float]], None] | None = None) -> tuple[Result, list[str]]:
+          live: Callable[[dict[str, float]], None] | None = None,
+          state_file: Path | None = None, state_every_s: float = 300.0
+          ) -> tuple[Result, list[str]]:
     """Train `method` through a Ray Train TorchTrainer with config.workers workers (gloo on CPU,
     NCCL on GPU). `live`, when given, gets each row from rank 0 as it is reported (it is pickled
     to the workers); the report history reaches `reporter` once training ends. Returns the Result and
     each rank's digest of its final state (all equal, or this raises). Uses the running Ray
-    instance, or starts a local one."""
+    instance, or starts a local one.
+
+    `state_file`: rank 0 also copies its newest state there, at most every `state_every_s`
+    seconds, and a run whose storage under dist.storage holds no further checkpoint resumes from
+    it: a seed of several hours then goes on in another checkout or on another machine from that
+    file (checked first to be this run's: read_state_file). It lies on rank 0's node: on a
+    cluster, give a folder every node sees."""
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    if state_file is not None:
+        state_file = state_file.resolve()
+        read_state_file(state_file, config, split.hash)  # raises before any resources are used
     start_ray(echo)
     dist = config.dist
     storage = dist.storage or str(Path("runs/ray").resolve())
     trainer = TorchTrainer(
         worker_loop,
         train_loop_config={"method": method, "config": as_overrides(config), "split": split,
-                           "echo": echo, "live": live},
+                           "echo": echo, "live": live,
+                           "state_file": str(state_file or ""), "state_every_s": state_every_s},
         torch_config=TorchConfig(backend="nccl" if config.gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(
             num_workers=config.workers, use_gpu=config.gpu,

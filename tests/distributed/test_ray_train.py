@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from emoref import ray_train
+from emoref.config import ConfigError
 from emoref.data.corpora import load_manifest
 from emoref.data.splits import make_split
 from emoref.methods import METHODS
@@ -164,3 +165,45 @@ def test_a_killed_worker_resumes_from_its_last_checkpoint(local_ray, prepared, o
     # as an uninterrupted run.
     assert_same_curves(reporter.rows, one_process_long)
     assert digests[0] == digests[1]
+
+
+def test_a_run_resumes_from_its_state_file_in_another_storage(local_ray, prepared,
+                                                               one_process_long, tmp_path):
+    """runner.train --state-dir: a run exports its state to a file and a run of the same config,
+    split and code whose storage is empty and elsewhere (a fresh checkout, another machine)
+    resumes from that file, with the curves of an uninterrupted run; a file of another run is
+    refused."""
+    from ray.train import Checkpoint
+
+    config, split = prepared
+    run = config(*RESUMED, "workers=1", "dist.name=exported", "dist.checkpoints_kept=100",
+                 f"dist.storage={tmp_path / 'first'}")
+    exported = tmp_path / "state" / "state.pt"
+    ray_train.train("ipr", run, split, ListReporter(), echo=False, state_file=exported,
+                    state_every_s=0)
+    final = ray_train.read_state_file(exported, run, split.hash)
+    assert final["method"]["epoch"] == run.train.epochs - 1  # every state was exported
+    # The copy is checked against a digest of the resolved config less the locations (paths).
+    assert "config" not in final and final["config_sha"] == ray_train.config_sha(
+        [o for o in final["method"]["kept"]["config"] if not o.startswith("dist.storage=")]
+        + [f"dist.storage={tmp_path / 'elsewhere'}"])
+    # The state after epoch 5, as the first machine would have left it, resumed in new storage.
+    folder = Path(run.dist.storage) / ray_train.run_name("ipr", run, split.hash)
+    middle = next(s for s in (ray_train.load_state(Checkpoint.from_directory(p))
+                              for p in checkpoints(folder)) if s["method"]["epoch"] == 5)
+    ray_train.write_state_file(exported, {k: v for k, v in middle.items() if k != "config"})
+    again = dataclasses.replace(run, dist=dataclasses.replace(
+        run.dist, storage=str(tmp_path / "second")))
+    reporter = ListReporter()
+    ray_train.train("ipr", again, split, reporter, echo=False, state_file=exported)
+    epochs = [r["epoch"] for r in reporter.rows]
+    assert epochs == list(range(run.train.epochs))  # none missing, none repeated
+    assert [r["attempt"] for r in reporter.rows] == [0.0] * 6 + [1.0] * (run.train.epochs - 6)
+    assert_same_curves(reporter.rows, one_process_long)
+    # Another config, or a file that is no state, is refused before anything trains.
+    with pytest.raises(ConfigError, match="its resolved config is"):
+        ray_train.train("ipr", config(*RESUMED, "workers=1", "train.lr=0.5"), split,
+                        ListReporter(), echo=False, state_file=exported)
+    exported.write_bytes(b"torn")
+    with pytest.raises(ConfigError, match=f"{exported}: unreadable saved run state"):
+        ray_train.read_state_file(exported, again, split.hash)

@@ -101,7 +101,9 @@ def test_annotate_reproduces_the_training_annotation(trained):
     (["ipr", "ipr.gamma=1.5"], "ipr.gamma"),
     (["ipr", "ipr.pseudo_labels=truth"], "ipr.pseudo_labels: expected 'prototype'"),
     (["ipr,epr", "--label", "ipr_x"], "--label 'ipr_x': expected one method"),
-    (["ipr", "--label", "mu0"], "a name that starts with it")])
+    (["ipr", "--label", "mu0"], "a name that starts with it"),
+    (["ipr", "--state-dir", "states"], "--state-dir: expected workers >= 1"),
+    (["ipr", "workers=1", "--state-every", "-1"], "--state-every: expected seconds >= 0")])
 def test_bad_input_fails_before_training_in_process(tmp_path, smoke_cache, capsys, args, message):
     """runner.train's main, called as the command line calls it (the subprocess test below
     checks the real entry point once)."""
@@ -113,6 +115,22 @@ def test_bad_input_fails_before_training_in_process(tmp_path, smoke_cache, capsy
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err, (args, err)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_state_file_not_of_this_run_fails_before_training(tmp_path, smoke_cache, capsys):
+    """--state-dir: a file there that is not a saved state stops the command before anything
+    trains (and before Ray starts), naming the file; the file is kept."""
+    from runner import train
+    bad = tmp_path / "states" / "ipr" / "seed0" / "state.pt"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("not a state")
+    with pytest.raises(SystemExit) as stop:
+        train.main(["ipr", "workers=1", "--state-dir", str(tmp_path / "states"), "--preset",
+                    "smoke", "--out", str(tmp_path / "out"), f"corpus.cache_dir={smoke_cache}"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{bad}: unreadable saved run state" in err and "Traceback" not in err, err
+    assert bad.read_text() == "not a state" and not (tmp_path / "out").exists()
 
 
 def test_bad_input_fails_before_training(tmp_path, smoke_cache):
