@@ -65,8 +65,9 @@ copy_seed() {  # from, to: a finished seed folder's KEPT files, config.txt last 
   return 0
 }
 
-relative() {  # file: the repository's parent folder written as .. (paths in configs and logs)
-  sed -i "s|$BESIDE/|../|g" "$1"
+relative() {  # file: the repository's parent folder written as .. (paths in configs and logs),
+  # and the in-flight folder as this script names it (ARCHIVE may be anywhere)
+  sed -i -e "s|$BESIDE/|../|g" -e 's|--state-dir [^ ]*|--state-dir $ARCHIVE/in_flight|g' "$1"
 }
 
 archive() {  # row, seed: the finished seed, the wall times and the report into ARCHIVE

@@ -123,5 +123,7 @@ def test_a_seed_in_flight_goes_on_from_the_archive_in_a_fresh_checkout(tmp_path)
     line = next(x for x in (out / "times.log").read_text().splitlines() if " epr_paper seed0 " in x)
     took = int(line.split(" epr_paper seed0 ")[1].split()[0])
     assert 5000 <= took < 5100 and "(3 attempts)" in line and "--state-dir" in line
+    archived = (archive_root / "times.log").read_text()  # paths as the script names them
+    assert "--state-dir $ARCHIVE/in_flight " in archived and str(tmp_path) not in archived
     assert not (archive_root / "in_flight").exists()  # every seed finished: nothing in flight
     assert (archive_root / "epr_paper" / "seed0" / "config.txt").is_file()
