@@ -8,15 +8,17 @@
 #
 # One runner.train per seed, each a row of OUT (epr_<protocol> for pEPR, epr_soft_<protocol> for
 # sEPR). A seed whose config.txt exists is skipped; an interrupted one resumes from its Ray Train
-# checkpoint when the package's sources (src/emoref) have not changed since; commits to docs,
-# tests or scripts do not matter. Seeds go in the order that answers first: paper and in_sample
-# seed by seed (which protocol difference moves the numbers), then nested, whose pEPR seed trains
-# 200 networks, then pEPR under paper with early stopping on segment accuracy against the
-# utterance label (epr.monitor=accuracy; the default monitors the loss against the refined
-# targets, which rewards imitating the previous stage), then pEPR under paper with each fold's
-# forest fitted on its own network's profiles over FOLD_FOREST_SEEDS (default 3;
-# epr.forest_fit=fold_network), then stage 1 alone at twice the width and at twice the segments
-# over CAPACITY_SEEDS (default 3: why every row stays below the classical reference). Stage 1 is
+# checkpoint, or in a fresh checkout from the state it left in ARCHIVE/in_flight, when the
+# package's sources (src/emoref) have not changed since; commits to docs, tests or scripts do
+# not matter. Seeds go in the order that answers first (the queue, below): paper and in_sample
+# seed by seed (which protocol difference moves the numbers), then nested pEPR, whose seed
+# trains 200 networks, then stage 1 alone at twice the width and at twice the segments over
+# CAPACITY_SEEDS (default 3: why every row stays below the classical reference), then pEPR under
+# paper with early stopping on segment accuracy against the utterance label
+# (epr.monitor=accuracy; the default monitors the loss against the refined targets, which
+# rewards imitating the previous stage), then nested sEPR, then pEPR under paper with each
+# fold's forest fitted on its own network's profiles over FOLD_FOREST_SEEDS (default 3;
+# epr.forest_fit=fold_network); a seed stopped part-way goes first. Stage 1 is
 # trained once per seed: a seed's later rows load its stage-1 networks from the store
 # (epr.reuse_stage1; the accuracy-monitor row stops stage 1 differently and the stage-1 rows
 # size it differently, so they train their own), and their curves and numbers are what
@@ -118,14 +120,17 @@ if [[ ! -f "$OUT/reference_cv/seed4/config.txt" ]]; then
 fi
 
 # The jobs, one runner.train each, in the order that answers first: paper and in_sample seed by
-# seed (which protocol difference moves the numbers), then nested, then pEPR under paper with
-# early stopping on segment accuracy, then with the fold network's forest, then stage 1 at
-# twice the width and the segments. Lanes take them from this one queue, each the first job not
-# finished, not taken and ready, so no lane idles while the other has hours of work left (a
-# nested pEPR seed alone trains 200 networks). Ready: a seed's rows other than epr_paper wait for
-# its epr_paper, whose stage-1 networks they load from the store, and two rows of one seed never
-# run at once (both would train the same stage-1 networks); the rows that train their own stage
-# 1 (own_stage1, below) wait for nothing.
+# seed (which protocol difference moves the numbers), then nested pEPR, then stage 1 at twice the
+# width and the segments (hours, not days: why every row stays below the classical reference),
+# then pEPR under paper with early stopping on segment accuracy, then nested sEPR, then pEPR
+# under paper with the fold network's forest. A seed stopped part-way (its state in
+# ARCHIVE/in_flight) goes before all of them: its work counts only once it finishes, and its
+# state is the largest file the archive holds. Lanes take the jobs from this one queue, each the
+# first job not finished, not taken and ready, so no lane idles while the other has hours of
+# work left (a nested pEPR seed alone trains 200 networks). Ready: a seed's rows other than
+# epr_paper wait for its epr_paper, whose stage-1 networks they load from the store, and two
+# rows of one seed never run at once (both would train the same stage-1 networks); the rows that
+# train their own stage 1 (own_stage1, below) wait for nothing.
 JOBS=()
 job() { JOBS+=("$*"); }  # row seed overrides...
 for ((k = 0; k < SEEDS; k++)); do
@@ -134,21 +139,8 @@ for ((k = 0; k < SEEDS; k++)); do
     job "epr_soft_$protocol" "$k" "epr.protocol=$protocol" epr.labels=soft epr.depth=3
   done
 done
-for kind in "epr_nested epr.labels=mixed epr.depth=5" "epr_soft_nested epr.labels=soft epr.depth=3"; do
-  for ((k = 0; k < NESTED_SEEDS; k++)); do
-    job "${kind%% *}" "$k" epr.protocol=nested ${kind#* }
-  done
-done
-for ((k = 0; k < SEEDS; k++)); do  # early stopping on segment accuracy instead of loss
-  job epr_paper_monitor_accuracy "$k" epr.protocol=paper epr.labels=mixed epr.depth=5 \
-    epr.monitor=accuracy
-done
-# pEPR under paper, each fold's forest fitted on its own network's profiles of the training
-# utterances (epr.forest_fit=fold_network): the paper's teaching profiles with the in_sample
-# row's forest fit, the two protocol differences of docs/results.md put together.
-for ((k = 0; k < FOLD_FOREST_SEEDS; k++)); do
-  job epr_paper_fold_forest "$k" epr.protocol=paper epr.labels=mixed epr.depth=5 \
-    epr.forest_fit=fold_network
+for ((k = 0; k < NESTED_SEEDS; k++)); do
+  job epr_nested "$k" epr.protocol=nested epr.labels=mixed epr.depth=5
 done
 # Why every row stays below the classical reference (86.17 WA on these folds): stage 1 alone
 # (epr.depth=1) with twice the convolution width (epr.width=0.25) and with twice the segments
@@ -159,6 +151,26 @@ for ((k = 0; k < CAPACITY_SEEDS; k++)); do
   job epr_stage1_width025 "$k" epr.protocol=paper epr.labels=mixed epr.depth=1 epr.width=0.25
   job epr_stage1_hop5 "$k" epr.protocol=paper epr.labels=mixed epr.depth=1 audio.segment_hop=5
 done
+for ((k = 0; k < SEEDS; k++)); do  # early stopping on segment accuracy instead of loss
+  job epr_paper_monitor_accuracy "$k" epr.protocol=paper epr.labels=mixed epr.depth=5 \
+    epr.monitor=accuracy
+done
+for ((k = 0; k < NESTED_SEEDS; k++)); do
+  job epr_soft_nested "$k" epr.protocol=nested epr.labels=soft epr.depth=3
+done
+# pEPR under paper, each fold's forest fitted on its own network's profiles of the training
+# utterances (epr.forest_fit=fold_network): the paper's teaching profiles with the in_sample
+# row's forest fit, the two protocol differences of docs/results.md put together.
+for ((k = 0; k < FOLD_FOREST_SEEDS; k++)); do
+  job epr_paper_fold_forest "$k" epr.protocol=paper epr.labels=mixed epr.depth=5 \
+    epr.forest_fit=fold_network
+done
+stopped=() others=()
+for entry in "${JOBS[@]}"; do  # seeds stopped part-way first, in queue order
+  read -r row k _ <<< "$entry"
+  if [[ -f "$INFLIGHT/$row/seed$k/state.pt" ]]; then stopped+=("$entry"); else others+=("$entry"); fi
+done
+JOBS=("${stopped[@]}" "${others[@]}")
 
 CLAIMS="$OUT/.claims"  # a lane's claim on a seed (or on a row's seed): a folder, made atomically
 rm -rf "$CLAIMS"       # claims of a run that was stopped are void

@@ -127,3 +127,17 @@ def test_a_seed_in_flight_goes_on_from_the_archive_in_a_fresh_checkout(tmp_path)
     assert "--state-dir $ARCHIVE/in_flight " in archived and str(tmp_path) not in archived
     assert not (archive_root / "in_flight").exists()  # every seed finished: nothing in flight
     assert (archive_root / "epr_paper" / "seed0" / "config.txt").is_file()
+
+
+def test_a_seed_stopped_part_way_goes_first(tmp_path):
+    """Its state waits in the archive, and its hours count only once it finishes: a lane takes
+    it before any job queued ahead of it (the others keep their order)."""
+    archive = tmp_path / "archive" / "in_flight" / "epr_stage1_hop5" / "seed1"
+    archive.mkdir(parents=True)
+    (archive / "state.pt").write_text("state of epr_stage1_hop5 1")
+    events, _, _ = run_study(tmp_path, seeds=2, nested=1, capacity=2)
+    starts = [(row, k) for _, what, row, k in events if what == "start"]
+    # the two lanes' first jobs (without the rule: epr_paper seeds 0 and 1)
+    assert set(starts[:2]) == {("epr_stage1_hop5", 1), ("epr_paper", 0)}, starts
+    # after the stopped seed, the queue's order: nested pEPR before the stage-1 rows
+    assert starts.index(("epr_nested", 0)) < starts.index(("epr_stage1_width025", 0))
