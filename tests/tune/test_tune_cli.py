@@ -145,7 +145,9 @@ def live_steps(uri: str, folder: Path) -> list[list[int]]:
 def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path, smoke_cache):
     """One in-process sweep, killed mid-way and resumed. While it trains, each seed's per-epoch
     curves reach MLflow as the epochs end, not when the seed does."""
-    epochs = 4
+    # Enough epochs that the store is read while a seed is part-way through them: at 4, a fast
+    # CPU ended every seed's epochs between two reads (each seed's curve was seen only whole).
+    epochs = 8
     args = ["ipr", "--smoke-test", "--num-samples", 3, "--max-concurrent", 1, "--no-baselines",
             "--storage-path", tmp_path / "sweeps", "--name", "killed", "--quiet",
             "--tracking-uri", store(tmp_path), f"train.epochs={epochs}",
