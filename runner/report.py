@@ -277,6 +277,34 @@ def code_that_ran(run: Path, rows: list[str]) -> str:
             "commits): " + "; ".join(cells)) if recorded else ""
 
 
+def in_flight(run: Path) -> str:
+    """Seeds stopped part-way whose newest state runner.train --state-dir keeps in
+    <run>/in_flight/<row>/seed<k>/ (the EPR study's archive): how far each got, from that state,
+    and the seconds so far from the study's mark file beside it. "" when there are none."""
+    import torch  # (here: a report without seeds in flight does not need it)
+    cells = []
+    for state in sorted(run.glob("in_flight/*/seed*/state.pt")):
+        row, seed = state.parent.parent.name, state.parent.name
+        try:
+            saved = torch.load(state, map_location="cpu", weights_only=True)
+            history, attempt = saved["history"], saved["attempt"]
+        except Exception as err:  # noqa: BLE001 - reported, and the seed's runner.train refuses it
+            cells.append(f"{row} {seed}: unreadable state ({err})")
+            continue
+        last = history[-1][1] if history else {}
+        where = ", ".join(f"{key.replace('_', ' ')} {int(last[key])}"
+                          for key in ("stage", "fold", "stage_epoch") if key in last)
+        cell = (f"{row} {seed}: {len(history)} reports, the last at "
+                f"{where or 'epoch ' + str(history[-1][0]) if history else 'none'}, "
+                f"attempt {attempt}, code {saved.get('code', '?')[:8]}")
+        mark = state.parent / f"{row}_{seed}.running"
+        if mark.is_file():
+            cell += f", {int(mark.read_text().split()[0]):,} s so far"
+        cells.append(cell)
+    return ("seeds in flight (they resume from these states; runner.train --state-dir): "
+            + "; ".join(cells)) if cells else ""
+
+
 def report(run: Path, figures: bool = False) -> str:
     if (run / "sweep.json").is_file():
         try:
@@ -315,6 +343,8 @@ def report(run: Path, figures: bool = False) -> str:
             run, {row: by_seed[row] for row in (*epr, "reference_cv") if row in by_seed}, epr)]
     if provenance := code_that_ran(run, list(summaries)):
         parts.append(provenance)
+    if flying := in_flight(run):
+        parts.append(flying)
     if walls := logged_walls(run):
         cells = []
         for row, by_seed in walls.items():

@@ -191,3 +191,24 @@ def test_each_rows_seeds_are_grouped_by_the_code_that_ran(tmp_path):
     (tmp_path / "reference_cv" / "seed0").mkdir(parents=True)
     (tmp_path / "reference_cv" / "seed0" / "config.txt").write_text("seed=0\n")
     assert code_that_ran(tmp_path, ["reference_cv"]) == ""  # nothing recorded: no line
+
+
+def test_seeds_in_flight_say_how_far_they_got(tmp_path):
+    """A state runner.train --state-dir keeps in <folder>/in_flight: the report says where its
+    last report was, its attempt, code and the seconds its study counted so far."""
+    from emoref.ray_train import write_state_file
+    from runner.report import in_flight
+
+    assert in_flight(tmp_path) == ""
+    folder = tmp_path / "in_flight" / "epr_nested" / "seed1"
+    history = [(0, {"stage": 1.0, "fold": 0.0, "stage_epoch": 0.0}, {}),
+               (1, {"stage": 2.0, "fold": 7.0, "stage_epoch": 3.0}, {})]
+    write_state_file(folder / "state.pt", {"method": {}, "history": history, "attempt": 2,
+                                          "code": "c" * 64})
+    (folder / "epr_nested_seed1.running").write_text("12345 3\n")
+    (tmp_path / "in_flight" / "epr_paper" / "seed0").mkdir(parents=True)
+    (tmp_path / "in_flight" / "epr_paper" / "seed0" / "state.pt").write_bytes(b"torn")
+    line = in_flight(tmp_path)
+    assert "epr_nested seed1: 2 reports, the last at stage 2, fold 7, stage epoch 3, attempt 2, " \
+           "code cccccccc, 12,345 s so far" in line
+    assert "epr_paper seed0: unreadable state" in line
