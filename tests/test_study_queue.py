@@ -139,5 +139,12 @@ def test_a_seed_stopped_part_way_goes_first(tmp_path):
     starts = [(row, k) for _, what, row, k in events if what == "start"]
     # the two lanes' first jobs (without the rule: epr_paper seeds 0 and 1)
     assert set(starts[:2]) == {("epr_stage1_hop5", 1), ("epr_paper", 0)}, starts
-    # after the stopped seed, the queue's order: nested pEPR before the stage-1 rows
-    assert starts.index(("epr_nested", 0)) < starts.index(("epr_stage1_width025", 0))
+    # after the stopped seed, the queue's order: the issue's rows (nested pEPR, nested sEPR, the
+    # accuracy monitor) before the stage-1 rows
+    assert starts.index(("epr_nested", 0)) < starts.index(("epr_paper_monitor_accuracy", 0))
+    assert starts.index(("epr_paper_monitor_accuracy", 0)) < starts.index(("epr_stage1_width025", 0))
+    # nested sEPR waits only for its seed's nested pEPR (one seed's rows never run side by side):
+    # it starts once that seed is archived, the other lane slipping in at most one job meanwhile
+    nested_end = next(at for at, what, row, k in events if (what, row) == ("end", "epr_nested"))
+    after = [(row, k) for at, what, row, k in events if what == "start" and at > nested_end]
+    assert ("epr_soft_nested", 0) in after[:2], after
