@@ -70,12 +70,14 @@ def test_every_job_once_in_a_safe_order_on_both_lanes(tmp_path):
     events, out, archive = run_study(tmp_path, seeds=3, nested=2, fold_forest=2, capacity=2)
     spans = intervals(events)
     rows = ["epr_paper", "epr_soft_paper", "epr_in_sample", "epr_soft_in_sample"]
-    own = {"epr_paper_monitor_accuracy", "epr_stage1_width025", "epr_stage1_hop5"}
+    own = {"epr_paper_monitor_accuracy", "epr_stage1_base", "epr_stage1_width025",
+           "epr_stage1_hop5"}
     expected = ({(r, k) for r in rows for k in range(3)}
                 | {(r, k) for r in ("epr_nested", "epr_soft_nested") for k in range(2)}
                 | {("epr_paper_monitor_accuracy", k) for k in range(3)}
                 | {("epr_paper_fold_forest", k) for k in range(2)}
-                | {(r, k) for r in ("epr_stage1_width025", "epr_stage1_hop5") for k in range(2)})
+                | {(r, k) for r in ("epr_stage1_base", "epr_stage1_width025", "epr_stage1_hop5")
+                   for k in range(2)})
     assert sorted(spans) == sorted(expected)
     assert sum(what == "start" for _, what, _, _ in events) == len(expected)  # each once
     for (row, k), (start, end) in spans.items():
@@ -88,12 +90,15 @@ def test_every_job_once_in_a_safe_order_on_both_lanes(tmp_path):
     # two lanes: some jobs did run side by side
     assert any(s1 < e2 and s2 < e1 for a, (s1, e1) in spans.items()
                for b, (s2, e2) in spans.items() if a < b)
-    # the stage-1 rows change one factor each against epr_paper's stage 1
+    # the stage-1 rows change one factor each against epr_paper's stage 1 ...
     logged = (out / "times.log").read_text().splitlines()
     for row, factor in (("epr_stage1_width025", "epr.width=0.25"),
                         ("epr_stage1_hop5", "audio.segment_hop=5")):
         line = next(x for x in logged if f" {row} seed0 " in x)
         assert f" {factor}" in line and " epr.depth=1" in line and "epr.protocol=paper" in line
+    # ... and the base row is epr_paper's stage 1 alone, trained beside them
+    base = next(x for x in logged if " epr_stage1_base seed0 " in x)
+    assert " epr.depth=1" in base and "epr.width" not in base and "segment_hop" not in base
     # every finished seed is archived, with a relative corpus path
     assert all((archive / r / f"seed{k}" / "config.txt").read_text().endswith(
         "corpus.root=../out\n") for r, k in expected)
