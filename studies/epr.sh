@@ -123,8 +123,8 @@ fi
 # seed (which protocol difference moves the numbers), then nested pEPR and nested sEPR, then pEPR
 # under paper with early stopping on segment accuracy (the rows the study's issue asks for),
 # then stage 1 at twice the width and the segments (why every row stays below the classical
-# reference), then pEPR under paper with the fold network's forest. A seed stopped part-way (its state in
-# ARCHIVE/in_flight) goes before all of them: its work counts only once it finishes, and its
+# reference), then pEPR under paper with the fold network's forest. A seed stopped part-way
+# (its state in ARCHIVE/in_flight) goes before all of them: its work counts only once it finishes, and its
 # state is the largest file the archive holds. Lanes take the jobs from this one queue, each the
 # first job not finished, not taken and ready, so no lane idles while the other has hours of
 # work left (a nested pEPR seed alone trains 200 networks). Ready: a seed's rows other than
@@ -142,7 +142,7 @@ done
 for ((k = 0; k < NESTED_SEEDS; k++)); do
   job epr_nested "$k" epr.protocol=nested epr.labels=mixed epr.depth=5
 done
-# the issue's rows first: nested sEPR, then early stopping on segment accuracy instead of loss
+# the issue's other rows next: nested sEPR, then the accuracy monitor
 for ((k = 0; k < NESTED_SEEDS; k++)); do
   job epr_soft_nested "$k" epr.protocol=nested epr.labels=soft epr.depth=3
 done
