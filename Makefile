@@ -26,8 +26,8 @@ install: $(VENV)/.installed
 browser:  # headless Chromium for the MLflow UI test (skips with the reason where it cannot)
 	bash tests/install-browser.sh
 
-test: install browser
-	$(PY) -m pytest -q --durations=30
+test: install browser  # tests/run.py: why not `python -m pytest`
+	PYTHONFAULTHANDLER=1 $(PY) tests/run.py -q --durations=30
 
 demo: install
 	$(PY) -m runner.tune ipr
