@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# EPR as the paper evaluates it (docs/results.md, "EPR: which protocol moves the numbers"): pEPR
+# EPR as the paper evaluates it (docs/results.md, EPR, "which protocol moves the numbers"): pEPR
 # (depth 5) and sEPR (depth 3) on EmoDB at the cpu preset, under epr.protocol=paper and in_sample
 # over SEEDS (default 5) and nested over NESTED_SEEDS (default 3; it trains epr.inner_folds + 1 = 4
 # times the networks), beside the classical reference on the same folds.
