@@ -81,7 +81,9 @@ class Stage1Store:
     whole. The key hashes the config less STAGE1_FREE, the network's seed, the ids of the
     utterances it fits and early-stops on, the log-Mel frames (a digest of the values themselves),
     the ranks, device and precision, and the package's sources (`code_digest`): a stored network
-    is one that training would give again, bit for bit (tests/methods/test_epr_fit.py)."""
+    is one that training would give again, bit for bit on the same kind of processor
+    (tests/methods/test_epr_fit.py; another CPU's floating-point reductions give another network
+    from the first epoch on, docs/results.md, nested pEPR)."""
 
     def __init__(self, config: RunConfig, bank: SegmentBank, runtime: Runtime) -> None:
         settings = dataclasses.asdict(config)
