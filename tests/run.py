@@ -5,9 +5,9 @@ Why: the suite's results are final when pytest returns, but the process then tea
 worker, torch's thread pools, openSMILE's and gRPC's native libraries. Once (CI at 9866b93: "322
 passed", then SIGSEGV from the pytest process itself) one of them crashed there, and a passing
 suite was reported as a failure. Here Ray is shut down explicitly (commands run in-process leave
-it to Ray's exit hook), the output is flushed, and the process leaves with pytest's own exit status through
-os._exit. Python's fault handler is on (PYTHONFAULTHANDLER, set by the Makefile), so a native crash
-during a test still prints each thread's Python stack.
+it to Ray's exit hook), the output is flushed, and the process leaves with pytest's own exit
+status through os._exit. Python's fault handler is on (PYTHONFAULTHANDLER, set by the Makefile),
+so a native crash during a test still prints each thread's Python stack.
 
     python tests/run.py [pytest arguments]
 """
