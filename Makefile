@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install browser test demo bench clean
+.PHONY: install system test demo bench clean
 
 # uv installs the same pinned versions as pip would, in less time (it downloads the CUDA build
 # of torch and its libraries in parallel; README has the measured times). Set UV_INDEX_URL for a
@@ -23,10 +23,10 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-browser:  # headless Chromium for the MLflow UI test (skips with the reason where it cannot)
-	bash tests/install-browser.sh
+system:  # Debian packages of the MLflow UI test and the cluster rehearsal (they skip, saying why, without)
+	bash tests/install-system.sh
 
-test: install browser  # tests/run.py: why not `python -m pytest`
+test: install system  # tests/run.py: why not `python -m pytest`
 	PYTHONFAULTHANDLER=1 $(PY) tests/run.py -q --durations=30
 
 demo: install

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from emoref.config import ConfigError, RunConfig
+from emoref.config import PRESETS, ConfigError, RunConfig, build_config, field_type
 from emoref.data.manifest import DataError
 
 # Both commands' --help ends with this: EPR's protocols differ in what they cost.
@@ -20,6 +21,8 @@ EPR_HELP = ("EPR protocols (epr.protocol): paper, the default, cross-fits every 
             "instead of the protocol's (not the paper's decision; one more inference pass per "
             "network).")
 
+REPO = Path(__file__).resolve().parents[1]
+
 # Short forms a user may type; each expands to a full config key.
 SHORTHANDS = {"split": "split.kind", "corpus": "corpus.name"}
 
@@ -32,19 +35,79 @@ def expand(overrides: list[str]) -> list[str]:
     return out
 
 
-def read_overrides(path: Path | None) -> list[str]:
-    """key=value lines of a config file (blank lines and '#' comments skipped); [] for None."""
+# Lines of an experiment file that are not config keys: the preset under the file's values, and
+# (runner.tune) the search space. A command-line --preset or --space wins over the file's.
+FILE_OPTIONS = ("preset", "space")
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """An experiment file (experiments/*.txt, a sweep's best.txt, a seed's config.txt): key=value
+    lines, '#' comments, and the FILE_OPTIONS lines."""
+
+    path: Path
+    overrides: tuple[str, ...] = ()
+    lines: tuple[tuple[str, int], ...] = ()  # (key, line number) of each override
+    preset: str | None = None
+    space: Path | None = None
+
+    def where(self, message: str) -> str:
+        """`message` prefixed with file:line when it is about a key this file sets."""
+        for key, number in sorted(self.lines, key=lambda kv: -len(kv[0])):
+            if message.startswith((f"{key}:", f"unknown config key {key!r}", f"config key {key!r}")):
+                return f"{self.path}:{number}: {message}"
+        return f"{self.path}: {message}"
+
+
+def read_config_file(path: Path | None) -> ConfigFile | None:
+    """The file's lines, each key checked against the config (exits 2 naming file:line, with the
+    closest key when one is unknown); None for None."""
     if path is None:
-        return []
+        return None
     try:
-        lines = path.read_text().splitlines()
+        text = path.read_text()
     except OSError as err:
         fail(f"--config {path}: cannot read it ({err.strerror})")
-    pairs = [line.split("#", 1)[0].strip() for line in lines]
-    for number, pair in enumerate(pairs, 1):
-        if pair and "=" not in pair:
-            fail(f"--config {path}, line {number}: expected key=value, got {pair!r}")
-    return [p for p in pairs if p]
+    options: dict[str, str] = {}
+    overrides, lines = [], []
+    for number, raw in enumerate(text.splitlines(), 1):
+        pair = raw.split("#", 1)[0].strip()
+        if not pair:
+            continue
+        key, sep, value = pair.partition("=")
+        key = SHORTHANDS.get(key.strip(), key.strip())
+        if not sep or not key:
+            fail(f"{path}:{number}: expected key=value, got {pair!r}")
+        if key in FILE_OPTIONS:
+            options[key] = value.strip()
+            continue
+        try:
+            field_type(RunConfig(), key)
+        except ConfigError as err:
+            fail(f"{path}:{number}: {err}")
+        overrides.append(f"{key}={value.strip()}")
+        lines.append((key, number))
+    if "preset" in options and options["preset"] not in PRESETS:
+        fail(f"{path}: preset: expected one of {sorted(PRESETS)}, got {options['preset']!r}")
+    space = options.get("space")
+    if space is not None:  # relative to the repository, as search_spaces/ is
+        space = Path(space) if Path(space).is_absolute() else REPO / space
+        if not space.is_file():
+            fail(f"{path}: space: no search-space file {space}")
+    return ConfigFile(path, tuple(overrides), tuple(lines), options.get("preset"), space)
+
+
+def build_checked(preset: str, file: ConfigFile | None, cli: list[str],
+                  method: str | None) -> RunConfig:
+    """build_config over the file's overrides, then the command line's (which win); an error
+    about a key the file sets names file:line. Raises ConfigError."""
+    try:
+        return build_config(preset, [*(file.overrides if file else ()), *cli], method=method)
+    except ConfigError as err:
+        cli_keys = {o.split("=", 1)[0] for o in cli}
+        if file is None or any(str(err).startswith(f"{k}:") for k in cli_keys):
+            raise
+        raise ConfigError(file.where(str(err))) from None
 
 
 def fail(message: str) -> NoReturn:

@@ -38,15 +38,15 @@ import re
 import sys
 from pathlib import Path
 
-from emoref.config import PRESETS, RunConfig, build_config
+from emoref.config import PRESETS, RunConfig
 from emoref.experiment import prepare_split, reference_runs, split_kind, train_seed
 from emoref.methods import METHODS
 from emoref.methods.common import Diverged
 from emoref.ray_train import read_state_file
 from emoref.record import reading, results_tables
 from emoref.summary import aggregate, seed_metrics
-from runner._cli import (EPR_HELP, USER_ERRORS, expand, fail, in_process_threads,
-                         read_overrides)
+from runner._cli import (EPR_HELP, USER_ERRORS, build_checked, expand, fail,
+                         in_process_threads, read_config_file)
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m runner.train", epilog=EPR_HELP,
@@ -54,10 +54,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("methods", help=f"comma-separated, from {', '.join(METHODS)}")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides, e.g. corpus=emodb corpus.root=/data/emodb ipr.mu=0.5")
-    parser.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
+    parser.add_argument("--preset", choices=sorted(PRESETS),
+                        help="config preset under the overrides (default: the --config file's "
+                             "preset= line, else cpu)")
     parser.add_argument("--config", type=Path, metavar="FILE",
-                        help="key=value lines applied before the command line's (e.g. a sweep's "
-                             "best.txt, or a seed's config.txt); '#' starts a comment")
+                        help="an experiment file (experiments/*.txt), a sweep's best.txt or a "
+                             "seed's config.txt: key=value lines applied before the command "
+                             "line's, which win; '#' starts a comment")
     parser.add_argument("--seeds", type=int, default=5, help="consecutive seeds from seed= (default 5)")
     parser.add_argument("--out", help="output folder (default runs/train/<corpus>)")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
@@ -78,8 +81,7 @@ def prepare(methods: list[str], args: argparse.Namespace) -> dict[str, tuple[Run
     prepared, manifests = {}, {}
     try:
         for method in methods:  # every config and split checked before anything is computed
-            config = build_config(args.preset, read_overrides(args.config) + expand(args.overrides),
-                                  method=method)
+            config = build_checked(args.preset, args.file, expand(args.overrides), method)
             prepared[method] = (config, prepare_split(method, config, manifests, extract=False))
         for method, (config, _) in prepared.items():  # then the features, into the cache
             split = prepare_split(method, config, manifests, echo=not args.quiet)
@@ -87,6 +89,16 @@ def prepare(methods: list[str], args: argparse.Namespace) -> dict[str, tuple[Run
     except USER_ERRORS as err:
         fail(str(err))
     return prepared
+
+
+def merged_config(args: argparse.Namespace) -> str:
+    """What this run is made of, in the order applied (later wins), as one printed line."""
+    parts = [f"--preset {args.preset}"]
+    if args.file:
+        parts.append(f"{args.config} ({' '.join(args.file.overrides) or 'no values'})")
+    if args.overrides:
+        parts.append("command line (" + " ".join(expand(args.overrides)) + ")")
+    return "config: " + ", then ".join(parts)
 
 
 def state_files(runs: dict[str, tuple[str, RunConfig, object]], args: argparse.Namespace
@@ -124,6 +136,9 @@ def main(argv: list[str] | None = None) -> dict:
              f"or -, e.g. {methods[0]}_mu0 (the row is read as that method's)")
     if args.state_every < 0:
         fail(f"--state-every: expected seconds >= 0, got {args.state_every}")
+    args.file = read_config_file(args.config)
+    args.preset = args.preset or (args.file and args.file.preset) or "cpu"
+    print(merged_config(args), flush=True)
     prepared = prepare(methods, args)
     corpus = next(iter(prepared.values()))[0].corpus.name
     out = Path(args.out or Path("runs") / "train" / corpus)
@@ -166,6 +181,8 @@ def main(argv: list[str] | None = None) -> dict:
     # runner.report rebuilds every row from the seed folders.
     for name, content in (("summary.json", json.dumps(
             {"split_hash": hashes, "preset": args.preset, "overrides": args.overrides,
+             "config_file": str(args.config) if args.config else None,
+             "config_file_overrides": list(args.file.overrides) if args.file else [],
              "seeds": list(range(base.seed, base.seed + args.seeds)), "methods": summaries,
              "per_seed": per_seed}, indent=2)), ("summary.md", text + "\n")):
         part = out / f"{name}.{os.getpid()}"

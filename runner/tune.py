@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from emoref import ray_train
-from emoref.config import (PRESETS, ConfigError, RunConfig, as_overrides, build_config, flatten,
+from emoref.config import (PRESETS, ConfigError, RunConfig, as_overrides, flatten,
                            from_overrides)
 from emoref.data.splits import summary_line
 from emoref.experiment import prepare_split, reference_runs, train_seed
@@ -47,8 +47,10 @@ from emoref.record import finished_seeds, outcome
 from emoref.sweep import (FAILED_SCORE, REFERENCES, Range, apply_params, caveat, new_record,
                           read_record, read_sweep, searched, start_point, sweep_folder,
                           trial_report, write_report)
-from runner._cli import EPR_HELP, USER_ERRORS, expand, fail, in_process_threads
-from runner.storage import check_storage, check_storage_path
+from runner._cli import (EPR_HELP, USER_ERRORS, build_checked, expand, fail, in_process_threads,
+                         read_config_file)
+from emoref.storage import SharedStorage, StorageError
+from runner.storage import check_storage, check_storage_path, shared_storage
 from runner.tracking import (LiveCurves, SweepRuns, log_configuration, log_seed, reference_metrics,
                              tracking_uri)
 
@@ -67,11 +69,17 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="fixed config values, e.g. corpus=emodb corpus.root=/data/emodb; a "
                              "searched key given here is fixed and leaves the search")
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="an experiment file (experiments/*.txt): key=value lines under the "
+                             "command line's, which win; its preset= and space= lines choose the "
+                             "preset and the search space unless --preset and --space do")
     parser.add_argument("--space", type=Path,
-                        help="search-space YAML (default search_spaces/<method>.yaml, or the "
-                             "method's section of search_spaces/baselines.yaml)")
-    parser.add_argument("--preset", default="cpu", choices=sorted(PRESETS),
-                        help="config preset under the overrides (default cpu)")
+                        help="search-space YAML (default: the --config file's space= line, else "
+                             "search_spaces/<method>.yaml, or the method's section of "
+                             "search_spaces/baselines.yaml)")
+    parser.add_argument("--preset", choices=sorted(PRESETS),
+                        help="config preset under the overrides (default cpu; with --resume and "
+                             "no key=value: the sweep's own)")
     parser.add_argument("--num-samples", type=int,
                         help=f"configurations Optuna proposes (default {DEFAULTS['num_samples']})")
     parser.add_argument("--seeds", type=int,
@@ -80,15 +88,18 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--scheduler", choices=("fifo", "asha"), default="fifo",
                         help="asha stops poor configurations after 1, 2, 4 ... seeds (rungs in "
                              "seeds; default fifo: every configuration runs all its seeds)")
-    parser.add_argument("--workers-per-trial", type=int, default=0,
-                        help="Ray Train DDP workers per seed; 0 (default) trains in the trial's "
-                             "own process, with no Ray Train start-up")
-    parser.add_argument("--gpus-per-trial", type=int, default=0,
+    parser.add_argument("--workers-per-trial", type=int,
+                        help="Ray Train DDP workers per seed; 0 (default, unless the config "
+                             "sets workers=N) trains in the trial's own process, with no Ray "
+                             "Train start-up")
+    parser.add_argument("--gpus-per-trial", type=int,
                         help="GPUs per trial, one per DDP worker (sets workers-per-trial to it "
-                             "when that is 0); 0: CPU")
-    parser.add_argument("--cpus-per-trial", type=float, default=1.0,
-                        help="CPUs a trial reserves (with workers: each worker reserves this)")
-    parser.add_argument("--max-concurrent", type=int, default=0,
+                             "when that is 0); 0: CPU (default, unless the config sets gpu=true: "
+                             "then one per worker)")
+    parser.add_argument("--cpus-per-trial", type=float,
+                        help="CPUs a trial reserves (with workers: each worker reserves this; "
+                             "default 1)")
+    parser.add_argument("--max-concurrent", type=int,
                         help="trials at once; 0 (default): as many as the cluster's resources fit")
     parser.add_argument("--storage-path", type=Path, default=Path("runs/tune"),
                         help="where sweeps are written (default runs/tune; a cluster needs a path "
@@ -97,7 +108,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true",
                         help="continue the sweep --name (default: the newest of this method and "
                              "corpus): finished trials and seeds are not rerun")
-    parser.add_argument("--no-baselines", action="store_true",
+    parser.add_argument("--no-baselines", action="store_true", default=None,
                         help="IPR: skip running the baselines at the best configuration")
     parser.add_argument("--smoke-test", action="store_true",
                         help="the real path on tiny data in a few minutes on 2 CPUs: smoke preset, "
@@ -120,6 +131,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+# The runner's options a sweep records (sweep.json "options") and --resume takes back when the
+# command line does not give them, with their defaults.
+OPTIONS = {"workers_per_trial": 0, "gpus_per_trial": 0, "cpus_per_trial": 1.0,
+           "max_concurrent": 0, "no_baselines": False}
+
+
 @dataclass(frozen=True)
 class Plan:
     """What every trial needs, sent to it once (tune.with_parameters)."""
@@ -129,6 +146,7 @@ class Plan:
     seeds: int
     folder: str  # the sweep folder, absolute
     runs: SweepRuns  # the sweep's MLflow runs (runner.tracking)
+    storage: SharedStorage  # what every node must see as the driver does (checked first)
 
 
 def check_options(args: argparse.Namespace) -> None:
@@ -149,15 +167,22 @@ def resolve(args: argparse.Namespace) -> tuple[RunConfig, dict[str, Range], Any]
     """The base config, the space (minus keys fixed on the command line) and the split, all
     checked before Ray starts; exits 2 naming the key or file on bad input."""
     overrides = expand(args.overrides)
-    workers = args.workers_per_trial or args.gpus_per_trial
-    # The CPUs a seed computes with, in every trial's config (in-process trials: its threads).
-    overrides += [f"dist.cpus_per_worker={args.cpus_per_trial}"]
-    if workers:
-        overrides.append(f"workers={workers}")
-    if args.gpus_per_trial:
-        overrides.append("gpu=true")
     try:
-        base = build_config(args.preset, overrides, method=args.method)
+        # A config that asks for GPU workers (gpu=true, workers=N: the paper's experiment files)
+        # gets them per trial unless the command line says otherwise.
+        asked = build_checked(args.preset, args.file, overrides, args.method)
+        if asked.gpu and not args.gpus_per_trial and not args.workers_per_trial:
+            args.gpus_per_trial = asked.workers
+        elif asked.workers and not args.workers_per_trial and not args.gpus_per_trial:
+            args.workers_per_trial = asked.workers
+        workers = args.workers_per_trial or args.gpus_per_trial
+        # The CPUs a seed computes with, in every trial's config (in-process trials: its threads).
+        overrides += [f"dist.cpus_per_worker={args.cpus_per_trial}"]
+        if workers:
+            overrides.append(f"workers={workers}")
+        if args.gpus_per_trial:
+            overrides.append("gpu=true")
+        base = build_checked(args.preset, args.file, overrides, args.method)
         space = searched(args.space, args.method, base, {o.split("=", 1)[0] for o in overrides})
         split = prepare_split(args.method, base, extract=False)  # features: once Ray runs
     except USER_ERRORS as err:
@@ -175,6 +200,7 @@ def run_configuration(params: dict[str, Any], plan: Plan, split: Any) -> None:
     import ray
     from ray import tune
 
+    plan.storage.verify()  # on this trial's node, before it reads or writes anything
     params = dict(params)
     method = params.pop("method", plan.method)
     trial = tune.get_context().get_trial_id()
@@ -293,6 +319,45 @@ def trainable(args: argparse.Namespace, plan: Plan, split: Any) -> Any:
 STATE_SNAPSHOT_S = "2"
 
 
+class StorageWatch:
+    """Ends the sweep at the first trial that failed because its node does not see the sweep's
+    storage (emoref.storage.StorageError): every trial placed on that node would fail the same
+    way. `callback` sees the errors; `stopper` stops the Tuner; `message` is the trial's line."""
+
+    def __init__(self) -> None:
+        from ray import tune
+        watch = self
+        self.message: str | None = None
+
+        class Seen(tune.Callback):
+            def on_trial_recover(self, iteration: int, trials: list, trial: Any,
+                                 **info: Any) -> None:
+                watch.seen(trial)
+
+            def on_trial_error(self, iteration: int, trials: list, trial: Any,
+                               **info: Any) -> None:
+                watch.seen(trial)
+
+        class Stop(tune.Stopper):
+            def __call__(self, trial_id: str, result: dict) -> bool:
+                return False
+
+            def stop_all(self) -> bool:
+                return watch.message is not None
+
+        self.callback, self.stopper = Seen(), Stop()
+
+    def seen(self, trial: Any) -> None:
+        self.message = self.message or storage_failure(trial.get_error() or "")
+
+
+def storage_failure(error: str) -> str | None:
+    """The one line of a StorageError in a trial's error text, or None."""
+    import re
+    found = re.search(r"StorageError: (.*)", error)
+    return found.group(1).strip() if found else None
+
+
 def progress(what: str, total: int, seeds: int) -> Any:
     """A Tune callback printing one line per finished seed: configurations done / total, time
     since the sweep started, and the best mean dev UA so far among complete configurations."""
@@ -325,16 +390,32 @@ def tuner(args: argparse.Namespace, plan: Plan, split: Any, name: str, label: st
     from ray import tune
     path = Path(plan.folder) / name
     runnable = trainable(args, plan, split)
+    watch = StorageWatch()
     if tune.Tuner.can_restore(str(path)) and (args.resume or name != "tune"):
-        return tune.Tuner.restore(str(path), trainable=runnable, resume_errored=True)
-    return tune.Tuner(
-        runnable, param_space=param_space,
-        tune_config=tune.TuneConfig(max_concurrent_trials=args.max_concurrent or None,
-                                    **tune_config),
-        run_config=tune.RunConfig(name=name, storage_path=plan.folder,
-                                  failure_config=tune.FailureConfig(max_failures=1),
-                                  callbacks=[progress(label, total, plan.seeds)],
-                                  verbose=0 if args.quiet else 1))
+        # A restored Tuner runs with its own (restored) copies of the callbacks and the stopper,
+        # which still stop it early; fit() then reads the message from its errors.
+        made = tune.Tuner.restore(str(path), trainable=runnable, resume_errored=True)
+    else:
+        made = tune.Tuner(
+            runnable, param_space=param_space,
+            tune_config=tune.TuneConfig(max_concurrent_trials=args.max_concurrent or None,
+                                        **tune_config),
+            run_config=tune.RunConfig(name=name, storage_path=plan.folder,
+                                      failure_config=tune.FailureConfig(max_failures=1),
+                                      callbacks=[progress(label, total, plan.seeds),
+                                                 watch.callback],
+                                      stop=watch.stopper, verbose=0 if args.quiet else 1))
+    return made, watch
+
+
+def fit(made: tuple[Any, StorageWatch]) -> None:
+    """Runs a Tuner; raises StorageError when a trial's node could not see the sweep's storage."""
+    tuner_, watch = made
+    grid = tuner_.fit()
+    message = watch.message or next(
+        (m for m in (storage_failure(str(e)) for e in grid.errors) if m), None)
+    if message:
+        raise StorageError(message)
 
 
 def run_sweep(args: argparse.Namespace, plan: Plan, split: Any, space: dict[str, Range],
@@ -348,9 +429,9 @@ def run_sweep(args: argparse.Namespace, plan: Plan, split: Any, space: dict[str,
     scheduler = (ASHAScheduler(time_attr="seeds_done", metric="objective", mode="max",
                                max_t=plan.seeds, grace_period=1, reduction_factor=2)
                  if args.scheduler == "asha" else None)
-    tuner(args, plan, split, "tune", plan.method, {"method": plan.method, **domains(space)},
-          args.num_samples, search_alg=search, scheduler=scheduler,
-          num_samples=args.num_samples).fit()
+    fit(tuner(args, plan, split, "tune", plan.method, {"method": plan.method, **domains(space)},
+              args.num_samples, search_alg=search, scheduler=scheduler,
+              num_samples=args.num_samples))
 
 
 def run_baselines(args: argparse.Namespace, plan: Plan, split: Any) -> None:
@@ -367,12 +448,36 @@ def run_baselines(args: argparse.Namespace, plan: Plan, split: Any) -> None:
     marker = Path(plan.folder) / "baselines" / "best_trial.txt"
     if not marker.exists():
         marker.write_text(best.trial + "\n")
-    tuner(args, plan, split, "tune-baselines", "baselines",
-          {**best.params, "method": tune.grid_search(list(VARIANTS))}, len(VARIANTS)).fit()
+    fit(tuner(args, plan, split, "tune-baselines", "baselines",
+              {**best.params, "method": tune.grid_search(list(VARIANTS))}, len(VARIANTS)))
+
+
+def settle(args: argparse.Namespace) -> None:
+    """The preset, space, overrides and options this command runs with. `--resume --name N`
+    with no --preset, --config or key=value continues the sweep as it was started (sweep.json:
+    its preset, the file's and command line's overrides, the runner's options); otherwise the
+    --config file's preset= and space= lines apply unless the command line gives its own."""
+    args.file = read_config_file(args.config)
+    record: dict[str, Any] = {}
+    if args.resume and args.name and not (args.overrides or args.preset or args.config):
+        try:
+            record = read_record(args.storage_path / args.name)
+        except ConfigError as err:
+            fail(f"--resume: {err}")
+        args.preset, args.overrides = record["preset"], list(record["overrides"])
+        print(f"--resume: with the sweep's own options: --preset {args.preset} "
+              f"{' '.join(args.overrides)}", flush=True)
+    file = args.file
+    args.preset = args.preset or (file and file.preset) or "cpu"
+    args.space = args.space or (file and file.space) or None
+    for name, default in OPTIONS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, record.get("options", {}).get(name, default))
 
 
 def main(argv: list[str] | None = None) -> Path:
     args = parse(list(sys.argv[1:] if argv is None else argv))
+    settle(args)
     check_options(args)
     base, space, split = resolve(args)
     try:
@@ -386,7 +491,10 @@ def main(argv: list[str] | None = None) -> Path:
         record = read_record(folder)
         if record["split_hash"] != split.hash or record["method"] != args.method:
             fail(f"--resume: {folder} is a {record['method']} sweep on split "
-                 f"{record['split_hash']}; this command gives {args.method} on {split.hash}")
+                 f"{record['split_hash']} (started with --preset {record['preset']} "
+                 f"{' '.join(record['overrides'])}); this command gives {args.method} on "
+                 f"{split.hash}: give the sweep's own options, or none (--resume --name "
+                 f"{folder.name} takes them from its sweep.json)")
         base = from_overrides(record["base_config"])
         args.seeds, args.num_samples = record["seeds"], record["num_samples"]
     elif (folder / "sweep.json").exists():
@@ -397,14 +505,17 @@ def main(argv: list[str] | None = None) -> Path:
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     ray_train.start_ray(echo=not args.quiet)
-    uri = (args.resume and record.get("tracking_uri")) or tracking_uri(args.tracking_uri,
-                                                                       Path("runs"))
-    check_storage(folder, uri, created)
+    # --tracking-uri (or MLFLOW_TRACKING_URI) wins on --resume too: after a lost head the store
+    # is reached through the new head's server; sweep.json's is the default.
+    uri = tracking_uri(args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or
+                       (args.resume and record.get("tracking_uri")) or None, Path("runs"))
+    storage = shared_storage(folder, uri, base, split)
+    check_storage(storage, folder, created)
     # openSMILE features of the whole corpus into the cache, as Ray tasks on every core, so the
     # trials only read them; a file openSMILE cannot use stops here (or is skipped, and listed).
     try:
-        split = prepare_split(args.method, base, echo=not args.quiet)
-    except USER_ERRORS as err:
+        split = prepare_split(args.method, base, echo=not args.quiet, storage=storage)
+    except (*USER_ERRORS, StorageError) as err:
         if created:
             shutil.rmtree(folder, ignore_errors=True)
         fail(str(err))
@@ -412,13 +523,15 @@ def main(argv: list[str] | None = None) -> Path:
         fail(f"--resume: {folder} was swept on split {record['split_hash']}; the corpus now "
              f"gives {split.hash}")
     if not args.resume:
-        record = new_record(folder, args.method, base, args.preset, args.overrides, space,
+        record = new_record(folder, args.method, base, args.preset,
+                            [*(args.file.overrides if args.file else ()), *args.overrides], space,
                             args.seeds, args.num_samples, args.scheduler, args.search_seed,
-                            split.hash)
+                            split.hash, {name: getattr(args, name) for name in OPTIONS},
+                            str(args.config) if args.config else None)
     print(f"sweep {folder}: {args.method}, {args.num_samples} configuration(s) x {args.seeds} "
           f"seed(s), split {split.hash}. {caveat(args.method, base, space)}", flush=True)
     runs = SweepRuns.open(uri, record, folder, split)
-    plan = Plan(args.method, tuple(as_overrides(base)), args.seeds, str(folder), runs)
+    plan = Plan(args.method, tuple(as_overrides(base)), args.seeds, str(folder), runs, storage)
     try:
         # Read by each Tuner's driver-side controller: the sweep's and the baselines'.
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", STATE_SNAPSHOT_S)
@@ -429,6 +542,9 @@ def main(argv: list[str] | None = None) -> Path:
                 run_baselines(args, plan, split)
             text = write_report(folder)  # ConfigError when no configuration finished a seed
             runs.close(folder)
+    except StorageError as err:  # fix the storage, then --resume: finished seeds are kept
+        runs.close_stale()
+        fail(f"{err} (then continue with --resume --name {folder.name})")
     except ConfigError as err:
         runs.close_stale()
         print(f"error: {err}; see the trials' errors under {folder / 'tune'}", file=sys.stderr)

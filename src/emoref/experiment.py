@@ -20,6 +20,7 @@ from emoref.methods import METHODS, reference
 from emoref.methods.common import check_ambiguity_split
 from emoref.models.encoders import check_weights
 from emoref.record import ListReporter, Result, write_seed
+from emoref.storage import SharedStorage
 
 SHOWN = ("loss", "beta", "dev_ua", "d3_wa", "d3_ua", "agreement_prototype", "agreement_model",
          "train_loss", "val_loss", "fold_wa", "fold_ua")
@@ -64,12 +65,14 @@ def check_resources(config: RunConfig) -> None:
 
 
 def prepare_split(method: str, config: RunConfig, manifests: dict | None = None,
-                  extract: bool = True, echo: bool = True) -> Any:
+                  extract: bool = True, echo: bool = True,
+                  storage: SharedStorage | None = None) -> Any:
     """The split `method` trains on, checked (raises ConfigError or DataError on bad input), after
     `check_resources`.
     With `extract`, the openSMILE features of every utterance are then put in the cache (as Ray
     tasks when some are missing: see extract_features); a file openSMILE cannot use stops here
-    or, with corpus.on_bad_audio=skip, is left out of the split. Every check comes first."""
+    or, with corpus.on_bad_audio=skip, is left out of the split. Every check comes first.
+    `storage`: what each extraction task checks on its node first (emoref.storage)."""
     check_resources(config)
     manifests = {} if manifests is None else manifests
     if config.corpus not in manifests:  # methods differ in split, not in corpus
@@ -77,7 +80,7 @@ def prepare_split(method: str, config: RunConfig, manifests: dict | None = None,
     manifest = manifests[config.corpus]
     split = checked_split(method, config, manifest)
     if extract:
-        kept = extract_features(manifest, config, echo)
+        kept = extract_features(manifest, config, echo, storage)
         if kept is not manifest:  # files openSMILE cannot use were left out: split the rest
             split = checked_split(method, config, kept)
     return split
@@ -94,13 +97,15 @@ def checked_split(method: str, config: RunConfig, manifest: Manifest) -> Ambigui
     return split
 
 
-def extract_features(manifest: Manifest, config: RunConfig, echo: bool = True) -> Manifest:
+def extract_features(manifest: Manifest, config: RunConfig, echo: bool = True,
+                     storage: SharedStorage | None = None) -> Manifest:
     """Fills the openSMILE cache for the whole corpus; when anything is missing, Ray is started
     (or joined: RAY_ADDRESS, a `ray start` node) and extraction runs as tasks on every core."""
     jobs = extraction_jobs(config)
     if any(opensmile_features.pending(manifest.utterances, job) for job in jobs):
         ray_train.start_ray(echo=False)
-    return opensmile_features.prepare(manifest, jobs, config.corpus.on_bad_audio, echo=echo)
+    return opensmile_features.prepare(manifest, jobs, config.corpus.on_bad_audio, echo=echo,
+                                      storage=storage)
 
 
 def reference_runs(prepared: dict[str, tuple[RunConfig, Any]]

@@ -212,14 +212,18 @@ def sweep_folder(root: Path, name: str | None, prefix: str, resume: bool) -> Pat
 
 def new_record(folder: Path, method: str, base: RunConfig, preset: str, overrides: Sequence[str],
                space: Mapping[str, Range], seeds: int, num_samples: int, scheduler: str,
-               search_seed: int, split_hash: str) -> dict[str, Any]:
-    """Writes and returns sweep.json: what was asked, with the resolved base config, the split's
-    hash and the code's commit (runner.tune --resume reads it back; so does the report)."""
+               search_seed: int, split_hash: str, options: Mapping[str, Any] | None = None,
+               config_file: str | None = None) -> dict[str, Any]:
+    """Writes and returns sweep.json: what was asked (the overrides of the experiment file and
+    the command line, in the order applied; the runner's options), with the resolved base
+    config, the split's hash and the code's commit (runner.tune --resume reads it back; so does
+    the report)."""
     record = {"method": method, "corpus": base.corpus.name, "preset": preset,
               "overrides": list(overrides), "space": {k: r.as_yaml() for k, r in space.items()},
               "seeds": seeds, "num_samples": num_samples, "objective": objective_text(method),
               "scheduler": scheduler, "search_seed": search_seed, "split_hash": split_hash,
               "git_sha": git_sha(), "base_config": as_overrides(base),
+              "options": dict(options or {}), "config_file": config_file,
               "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     (folder / "sweep.json").write_text(json.dumps(record, indent=2))
     return record

@@ -322,13 +322,13 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def browser():
-    """Headless Debian Chromium through its own chromedriver (installed by tests/install-browser.sh
+    """Headless Debian Chromium through its own chromedriver (installed by tests/install-system.sh
     from `make test`); skips with the reason where there is none."""
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
     from selenium.webdriver.chrome.service import Service
     binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (binary and driver):
-        pytest.skip("no chromium/chromedriver on PATH (tests/install-browser.sh installs them)")
+        pytest.skip("no chromium/chromedriver on PATH (tests/install-system.sh installs them)")
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",

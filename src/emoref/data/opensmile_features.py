@@ -33,6 +33,7 @@ from emoref.data.audio import AudioCache
 from emoref.data.augment import IMPULSE_RESPONSES_VERSION, Augmenter
 from emoref.data.features import FeatureCache, view_seed
 from emoref.data.manifest import DataError, Manifest, Utterance
+from emoref.storage import SharedStorage, StorageError
 
 # Features per utterance (functionals) or per frame (lld); tests check them against openSMILE.
 DIMS = {("eGeMAPSv02", "functionals"): 88, ("eGeMAPSv02", "lld"): 25,
@@ -129,16 +130,32 @@ def extract_items(job: Extraction, items: Sequence[tuple[str, str, int]]
     return out
 
 
+def extract_checked(job: Extraction, items: Sequence[tuple[str, str, int]],
+                    storage: SharedStorage | None) -> list[np.ndarray | str]:
+    """extract_items in a Ray task: on its node, first, the check that it sees the corpus and
+    the cache as the driver does (a node that does not fails with StorageError, naming itself,
+    instead of reporting every file as missing)."""
+    if storage is not None:
+        storage.verify()
+    return extract_items(job, items)
+
+
 def _ray_map(job: Extraction, chunks: list[list[tuple[str, str, int]]],
-             done: Callable[[int, list[np.ndarray | str]], None]) -> None:
+             done: Callable[[int, list[np.ndarray | str]], None],
+             storage: SharedStorage | None = None) -> None:
     """Each chunk as one Ray task (1 CPU), results handed to `done` as they arrive."""
     import ray
-    task = ray.remote(num_cpus=1)(extract_items)
-    pending = {task.remote(job, chunk): i for i, chunk in enumerate(chunks)}
+    task = ray.remote(num_cpus=1)(extract_checked)
+    pending = {task.remote(job, chunk, storage): i for i, chunk in enumerate(chunks)}
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
         for ref in ready:
-            done(pending.pop(ref), ray.get(ref))
+            try:
+                done(pending.pop(ref), ray.get(ref))
+            except ray.exceptions.RayTaskError as err:
+                if isinstance(err.cause, StorageError):  # its one line, not a traceback
+                    raise err.cause from None
+                raise
 
 
 def pending(utterances: Sequence[Utterance], job: Extraction) -> int:
@@ -148,7 +165,7 @@ def pending(utterances: Sequence[Utterance], job: Extraction) -> int:
 
 
 def fill(utterances: Sequence[Utterance], job: Extraction, use_ray: bool | None = None,
-         echo: bool = True) -> dict[str, str]:
+         echo: bool = True, storage: SharedStorage | None = None) -> dict[str, str]:
     """Computes every (utterance, view) value missing from the cache; returns {audio path: error
     message} for the files openSMILE could not use (nothing is written for those). Ray tasks over every
     core when Ray is running (`use_ray` None: whenever ray.is_initialized()), else here."""
@@ -186,7 +203,7 @@ def fill(utterances: Sequence[Utterance], job: Extraction, use_ray: bool | None 
                       f"(utterance, view) extracted, {now:.0f} s", file=sys.stderr, flush=True)
 
         if use_ray:
-            _ray_map(job, work, done)
+            _ray_map(job, work, done, storage)
         else:
             for i, chunk in enumerate(work):
                 done(i, extract_items(job, chunk))
@@ -194,13 +211,14 @@ def fill(utterances: Sequence[Utterance], job: Extraction, use_ray: bool | None 
 
 
 def prepare(manifest: Manifest, jobs: Sequence[Extraction], on_bad_audio: str = "error",
-            echo: bool = True) -> Manifest:
+            echo: bool = True, storage: SharedStorage | None = None) -> Manifest:
     """Fills the cache for every job over the whole manifest (before any split or training, so
     trials only read). A file openSMILE cannot use stops here with its name, or with
-    on_bad_audio=skip is dropped from the returned manifest and listed in its `skipped`."""
+    on_bad_audio=skip is dropped from the returned manifest and listed in its `skipped`.
+    `storage`: what each Ray task checks on its node first (emoref.storage)."""
     bad: dict[str, str] = {}
     for job in jobs:
-        for path, message in fill(manifest.utterances, job, echo=echo).items():
+        for path, message in fill(manifest.utterances, job, echo=echo, storage=storage).items():
             bad.setdefault(path, message)
     if not bad:
         return manifest
