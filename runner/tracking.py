@@ -260,6 +260,43 @@ class SweepRuns:
         self.tracker.finish(self.sweep_run)
 
 
+@dataclass(frozen=True)
+class TrainRuns:
+    """A runner.train command's MLflow runs, in a sweep's layout: one run for the command (kind
+    "train"; its preset, experiment file, overrides and summary), one configuration run per
+    results row under it (a method, a --label row, a classical reference row), one seed run per
+    seed under that. Pickles (a URI and ids)."""
+
+    tracker: Tracker
+    experiment: str  # <first method>-<corpus>
+    command_run: str
+
+    @classmethod
+    def open(cls, uri: str, experiment: str, title: str, params: Mapping[str, Any],
+             tags: Mapping[str, str]) -> "TrainRuns":
+        tracker = Tracker(uri)
+        found = tracker.experiment(experiment)
+        run = tracker.start(found, title, tags={"emoref.kind": "train", **tags})
+        tracker.params(run, params)
+        return cls(tracker, found, run)
+
+    def row(self, name: str, method: str) -> str:
+        return self.tracker.start(self.experiment, name, parent=self.command_run, tags={
+            "emoref.kind": "configuration", "emoref.method": method, "emoref.row": name})
+
+    def seed(self, row_run: str, seed: int, provenance: Mapping[str, str]) -> str:
+        return self.tracker.start(self.experiment, f"seed{seed}", parent=row_run,
+                                  tags={**provenance, "seed": str(seed)})
+
+    def close(self, files: Sequence[Path], failed: BaseException | None = None) -> None:
+        for path in files:
+            self.tracker.artifact(self.command_run, path)
+        if failed is None:
+            self.tracker.finish(self.command_run)
+        else:
+            self.tracker.fail(self.command_run, failed)
+
+
 def log_configuration(tracker: Tracker, run_id: str, method: str, folder: Path,
                       done: dict[int, dict[str, float]]) -> None:
     """Mean and std over the finished seeds of every final metric (step = seeds finished), and

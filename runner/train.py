@@ -35,18 +35,22 @@ import dataclasses
 import json
 import os
 import re
+import socket
 import sys
 from pathlib import Path
 
-from emoref.config import PRESETS, RunConfig
+from emoref.config import PRESETS, RunConfig, flatten
+from emoref.data.splits import summary_line
+from emoref.provenance import git_sha
 from emoref.experiment import prepare_split, reference_runs, split_kind, train_seed
 from emoref.methods import METHODS
 from emoref.methods.common import Diverged
 from emoref.ray_train import read_state_file
-from emoref.record import reading, results_tables
+from emoref.record import outcome, reading, results_tables
 from emoref.summary import aggregate, seed_metrics
 from runner._cli import (EPR_HELP, USER_ERRORS, build_checked, expand, fail,
                          in_process_threads, read_config_file)
+from runner.tracking import LiveCurves, TrainRuns, log_configuration, log_seed, tracking_uri
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m runner.train", epilog=EPR_HELP,
@@ -73,6 +77,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
                              "hours then continues in another checkout or on another machine)")
     parser.add_argument("--state-every", type=float, default=300.0, metavar="S",
                         help="--state-dir: seconds between rewrites of the state (default 300)")
+    parser.add_argument("--tracking-uri",
+                        help="MLflow store the runs are recorded in (default "
+                             "$MLFLOW_TRACKING_URI, else sqlite:///<absolute>/runs/mlflow.db); "
+                             "a server on a cluster: http://<head>:5000")
     return parser.parse_intermixed_args(argv)
 
 
@@ -89,6 +97,62 @@ def prepare(methods: list[str], args: argparse.Namespace) -> dict[str, tuple[Run
     except USER_ERRORS as err:
         fail(str(err))
     return prepared
+
+
+def tracking_name(prepared: dict[str, tuple[RunConfig, object]]) -> str:
+    method, (config, _) = next(iter(prepared.items()))
+    return f"{method}-{config.corpus.name}"
+
+
+def open_runs(args: argparse.Namespace, methods: list[str],
+              prepared: dict[str, tuple[RunConfig, object]], out: Path) -> TrainRuns:
+    """This command's runs in MLflow (runner.tracking.TrainRuns), in the experiment of its first
+    method and corpus, as a sweep's are."""
+    uri = tracking_uri(args.tracking_uri, Path("runs"))
+    title = f"train {','.join(methods)}" + (f" {args.label}" if args.label else "")
+    params = {"methods": ",".join(methods), "preset": args.preset, "seeds": args.seeds,
+              "config_file": str(args.config or ""), "out": str(out.resolve()),
+              "overrides": " ".join([*(args.file.overrides if args.file else ()),
+                                     *expand(args.overrides)])}
+    return TrainRuns.open(uri, tracking_name(prepared), title, params, {"git_sha": git_sha()})
+
+
+def train_row(args: argparse.Namespace, tracking: TrainRuns, name: str, method: str,
+              base: RunConfig, split: object, out: Path, states: dict[tuple[str, int], Path]
+              ) -> list[dict[str, float]]:
+    """`args.seeds` seeds of one results row, each recorded as a seed run under the row's run
+    (curves live, then its files) as a sweep's trial records them; the per-seed metrics."""
+    tracker = tracking.tracker
+    row_run = tracking.row(name, method)
+    provenance = {"git_sha": git_sha(), "split_hash": split.hash, "corpus": base.corpus.name,
+                  "corpus_summary": summary_line(split), "emoref.kind": "seed",
+                  "emoref.method": method, "emoref.row": name, "host": socket.gethostname()}
+    rows, done = [], {}
+    with tracker.failing(row_run):
+        for config in (dataclasses.replace(base, seed=base.seed + i) for i in range(args.seeds)):
+            in_process_threads(config)  # workers=0: as a sweep's trial computes
+            folder = out / name / f"seed{config.seed}"
+            seed_run = tracking.seed(row_run, config.seed, provenance)
+            with tracker.failing(seed_run):
+                try:
+                    result, wall = train_seed(method, config, split, folder, quiet=args.quiet,
+                                              live=LiveCurves(tracker, seed_run),
+                                              state_file=states.get((name, config.seed)),
+                                              state_every_s=args.state_every)
+                except Diverged as err:
+                    fail(f"{name} seed {config.seed} diverged: {err}")
+                log_seed(tracker, seed_run, flatten(config), folder, provenance)
+                tracker.metrics(seed_run, [{"wall_s": wall}])
+            tracker.finish(seed_run)
+            rows.append(seed_metrics(result.selected, result.final, result.selected_epoch, wall))
+            done[config.seed] = outcome(method, folder)
+            headline = ", ".join(f"{k} {v:.4f}" for k, v in result.selected.items()
+                                 if k in ("d3_ua", f"stage{config.epr.depth}_ua", "stage1_ua",
+                                          "cv_ua"))
+            print(f"{name} seed {config.seed}: {headline}, {wall:.0f} s", flush=True)
+        log_configuration(tracker, row_run, method, out / name, done)
+    tracker.finish(row_run)
+    return rows
 
 
 def merged_config(args: argparse.Namespace) -> str:
@@ -152,24 +216,16 @@ def main(argv: list[str] | None = None) -> dict:
         runs = {args.label: runs.pop(methods[0]), **runs}
     runs.update(reference_runs(prepared))  # the classical reference rows, seconds each
     states = state_files(runs, args) if args.state_dir else {}
-    for name, (method, base, split) in runs.items():
-        hashes[name] = split.hash
-        print(f"{name}: split {split.hash}", flush=True)
-        for config in (dataclasses.replace(base, seed=base.seed + i) for i in range(args.seeds)):
-            in_process_threads(config)  # workers=0: as a sweep's trial computes
-            try:
-                result, wall = train_seed(method, config, split,
-                                          out / name / f"seed{config.seed}", quiet=args.quiet,
-                                          state_file=states.get((name, config.seed)),
-                                          state_every_s=args.state_every)
-            except Diverged as err:
-                fail(f"{name} seed {config.seed} diverged: {err}")
-            per_seed.setdefault(name, []).append(
-                seed_metrics(result.selected, result.final, result.selected_epoch, wall))
-            headline = ", ".join(f"{k} {v:.4f}" for k, v in result.selected.items()
-                                 if k in ("d3_ua", f"stage{config.epr.depth}_ua", "stage1_ua",
-                                                   "cv_ua"))
-            print(f"{name} seed {config.seed}: {headline}, {wall:.0f} s", flush=True)
+    tracking = open_runs(args, methods, prepared, out)
+    try:
+        for name, (method, base, split) in runs.items():
+            hashes[name] = split.hash
+            print(f"{name}: split {split.hash}", flush=True)
+            per_seed[name] = train_row(args, tracking, name, method, base, split, out,
+                                       states)
+    except BaseException as err:
+        tracking.close([], failed=err)
+        raise
     # ---- Mean ± std over seeds (never the best seed).
     summaries = {method: aggregate(rows) for method, rows in per_seed.items()}
     tables = results_tables(summaries, {row: runs[row][1].epr for row in summaries
@@ -188,7 +244,9 @@ def main(argv: list[str] | None = None) -> dict:
         part = out / f"{name}.{os.getpid()}"
         part.write_text(content)
         os.replace(part, out / name)
-    print("\n" + text)
+    tracking.close([out / "summary.md", out / "summary.json"] +
+                   ([args.config] if args.config else []))
+    print("\n" + text + f"\nMLflow: {tracking.tracker.uri}, experiment {tracking_name(prepared)}")
     return summaries
 
 

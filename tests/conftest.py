@@ -27,6 +27,20 @@ def write_tone(path: Path, seconds: float = 0.3, sr: int = 16000, channels: int 
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def mlflow_store(tmp_path_factory):
+    """Runs the tests start without a --tracking-uri of their own (runner.train records every
+    run) go to one store of the session, not to runs/mlflow.db in the checkout; child processes
+    inherit it."""
+    if "MLFLOW_TRACKING_URI" in os.environ:
+        yield os.environ["MLFLOW_TRACKING_URI"]
+        return
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    yield uri
+    del os.environ["MLFLOW_TRACKING_URI"]
+
+
 @pytest.fixture
 def tone():
     return write_tone

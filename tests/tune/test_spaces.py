@@ -38,7 +38,10 @@ def test_every_shipped_space_is_valid_under_every_preset(method, preset):
 
 
 def test_every_space_file_is_used_and_spaces_centre_on_the_defaults():
-    assert {p.name for p in SPACES.glob("*.yaml")} == set(METHOD_FILES.values())
+    named = {line.split("=", 1)[1].split("#")[0].strip().rsplit("/", 1)[-1]
+             for path in (REPO / "experiments").glob("*.txt")
+             for line in path.read_text().splitlines() if line.startswith("space=")}
+    assert {p.name for p in SPACES.glob("*.yaml")} == set(METHOD_FILES.values()) | named
     assert set(PRESETS) >= {"cpu", "paper", "smoke"}
     for method, name in METHOD_FILES.items():
         # The cpu preset's own values (the papers' where they give one) lie inside every range,
