@@ -50,6 +50,7 @@ from emoref.record import outcome, reading, results_tables
 from emoref.summary import aggregate, seed_metrics
 from runner._cli import (EPR_HELP, USER_ERRORS, build_checked, expand, fail,
                          in_process_threads, read_config_file)
+from runner.preflight import capacity, check_fine_tuning_device, check_gpus
 from runner.tracking import LiveCurves, TrainRuns, log_configuration, log_seed, tracking_uri
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -87,13 +88,20 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def prepare(methods: list[str], args: argparse.Namespace) -> dict[str, tuple[RunConfig, object]]:
     """Every method's config and split, checked before the first step; exits 2 on bad input."""
     prepared, manifests = {}, {}
+    given = {k for k, _ in (args.file.lines if args.file else ())} | {
+        o.split("=", 1)[0] for o in expand(args.overrides)}
+    source = f"{args.config} (preset {args.preset})" if args.config else f"--preset {args.preset}"
     try:
         for method in methods:  # every config and split checked before anything is computed
             config = build_checked(args.preset, args.file, expand(args.overrides), method)
+            check_fine_tuning_device(config, given, source)
             prepared[method] = (config, prepare_split(method, config, manifests, extract=False))
         for method, (config, _) in prepared.items():  # then the features, into the cache
             split = prepare_split(method, config, manifests, echo=not args.quiet)
             prepared[method] = (config, split)
+        if any(config.gpu for config, _ in prepared.values()):  # the cluster's GPUs, if any
+            check_gpus(next(c for c, _ in prepared.values() if c.gpu), capacity(connect=True),
+                       source)
     except USER_ERRORS as err:
         fail(str(err))
     return prepared

@@ -32,13 +32,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, NoReturn
 
 from emoref import ray_train
 from emoref.config import (PRESETS, ConfigError, RunConfig, as_overrides, flatten,
                            from_overrides)
 from emoref.data.splits import summary_line
-from emoref.experiment import prepare_split, reference_runs, train_seed
+from emoref.data.corpora import load_manifest
+from emoref.experiment import checked_split, prepare_split, reference_runs, train_seed
 from emoref.methods import METHODS
 from emoref.methods.baselines import VARIANTS
 from emoref.methods.common import Diverged
@@ -50,6 +51,8 @@ from emoref.sweep import (FAILED_SCORE, REFERENCES, Range, apply_params, caveat,
 from runner._cli import (EPR_HELP, USER_ERRORS, build_checked, expand, fail, in_process_threads,
                          read_config_file)
 from emoref.storage import SharedStorage, StorageError
+from emoref.models.encoders import check_weights
+from runner.preflight import capacity, check_fine_tuning_device, check_gpus, plan_text
 from runner.storage import check_storage, check_storage_path, shared_storage
 from runner.tracking import (LiveCurves, SweepRuns, log_configuration, log_seed, reference_metrics,
                              tracking_uri)
@@ -119,6 +122,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
                              "sqlite:///<absolute>/runs/mlflow.db); a server on a cluster: "
                              "http://<head>:5000")
     parser.add_argument("--quiet", action="store_true", help="Ray Tune prints no progress table")
+    parser.add_argument("--plan", action="store_true",
+                        help="run every pre-flight check and print what the sweep would do "
+                             "(configurations x seeds x epochs, resources per trial, trials at "
+                             "once on the cluster it sees or could scale to); trains nothing")
     args = parser.parse_intermixed_args(argv)
     defaults = SMOKE if args.smoke_test else DEFAULTS
     for name in ("num_samples", "seeds"):
@@ -163,31 +170,105 @@ def check_options(args: argparse.Namespace) -> None:
              f"equal --workers-per-trial ({args.workers_per_trial})")
 
 
+def source(args: argparse.Namespace) -> str:
+    """Where the setting came from, for messages: the experiment file, else the preset."""
+    return f"{args.config} (preset {args.preset})" if args.config else f"--preset {args.preset}"
+
+
+def build_base(args: argparse.Namespace) -> tuple[RunConfig, list[str], set[str]]:
+    """The base config every trial starts from, the command line's overrides (runner options
+    folded in) and the keys the file and the command line set. Raises ConfigError."""
+    overrides = expand(args.overrides)
+    # A config that asks for GPU workers (gpu=true, workers=N: the paper's experiment files) gets
+    # them per trial unless the command line says otherwise.
+    asked = build_checked(args.preset, args.file, overrides, args.method)
+    if asked.gpu and not args.gpus_per_trial and not args.workers_per_trial:
+        args.gpus_per_trial = asked.workers
+    elif asked.workers and not args.workers_per_trial and not args.gpus_per_trial:
+        args.workers_per_trial = asked.workers
+    workers = args.workers_per_trial or args.gpus_per_trial
+    # The CPUs a seed computes with, in every trial's config (in-process trials: its threads).
+    overrides += [f"dist.cpus_per_worker={args.cpus_per_trial}"]
+    if workers:
+        overrides.append(f"workers={workers}")
+    if args.gpus_per_trial:
+        overrides.append("gpu=true")
+    base = build_checked(args.preset, args.file, overrides, args.method)
+    given = {k for k, _ in (args.file.lines if args.file else ())}
+    return base, overrides, given | {o.split("=", 1)[0] for o in overrides}
+
+
 def resolve(args: argparse.Namespace) -> tuple[RunConfig, dict[str, Range], Any]:
     """The base config, the space (minus keys fixed on the command line) and the split, all
     checked before Ray starts; exits 2 naming the key or file on bad input."""
-    overrides = expand(args.overrides)
     try:
-        # A config that asks for GPU workers (gpu=true, workers=N: the paper's experiment files)
-        # gets them per trial unless the command line says otherwise.
-        asked = build_checked(args.preset, args.file, overrides, args.method)
-        if asked.gpu and not args.gpus_per_trial and not args.workers_per_trial:
-            args.gpus_per_trial = asked.workers
-        elif asked.workers and not args.workers_per_trial and not args.gpus_per_trial:
-            args.workers_per_trial = asked.workers
-        workers = args.workers_per_trial or args.gpus_per_trial
-        # The CPUs a seed computes with, in every trial's config (in-process trials: its threads).
-        overrides += [f"dist.cpus_per_worker={args.cpus_per_trial}"]
-        if workers:
-            overrides.append(f"workers={workers}")
-        if args.gpus_per_trial:
-            overrides.append("gpu=true")
-        base = build_checked(args.preset, args.file, overrides, args.method)
+        base, overrides, given = build_base(args)
+        check_fine_tuning_device(base, given, source(args))
         space = searched(args.space, args.method, base, {o.split("=", 1)[0] for o in overrides})
         split = prepare_split(args.method, base, extract=False)  # features: once Ray runs
     except USER_ERRORS as err:
         fail(str(err))
     return base, space, split
+
+
+def per_trial(args: argparse.Namespace) -> str:
+    workers = args.workers_per_trial or args.gpus_per_trial
+    if not workers:
+        return f"{args.cpus_per_trial:g} CPU, in the trial's own process"
+    return (f"{workers} Ray Train worker(s), each {args.cpus_per_trial:g} CPU"
+            + (" and 1 GPU" if args.gpus_per_trial else "") + " (+0.1 CPU for the trial)")
+
+
+def show_plan(args: argparse.Namespace) -> NoReturn:
+    """--plan: every pre-flight check, then what the sweep would do; trains nothing. Exit 0
+    when the sweep could start, 2 when a check would stop it (each listed)."""
+    try:
+        base, overrides, given = build_base(args)
+    except USER_ERRORS as err:
+        fail(str(err))
+    problems: list[str] = []
+
+    def check(step: Callable[[], Any]) -> Any:
+        try:
+            return step()
+        except (*USER_ERRORS, StorageError) as err:
+            problems.append(str(err))
+
+    check(lambda: check_fine_tuning_device(base, given, source(args)))
+    space = check(lambda: searched(args.space, args.method, base,
+                                   {o.split("=", 1)[0] for o in overrides})) or {}
+    check(lambda: check_weights(base.encoder))
+    check(lambda: checked_split(args.method, base, load_manifest(base.corpus)))
+    found = capacity(connect=True)
+    check(lambda: check_gpus(base, found, source(args)))
+    uri = tracking_uri(args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"), Path("runs"))
+    check(lambda: check_server(uri))
+    space_file = args.space or ("search_spaces/" + (f"{args.method}.yaml" if args.method in
+                                                    ("ipr", "epr") else "baselines.yaml"))
+    if Path(space_file).is_absolute() and Path(space_file).is_relative_to(Path.cwd()):
+        space_file = Path(space_file).relative_to(Path.cwd())
+    baselines = len(VARIANTS) if args.method == "ipr" and not args.no_baselines else 0
+    print(plan_text(args.method, base, source(args), space, str(space_file), args.num_samples,
+                    args.seeds, baselines, per_trial(args), args.cpus_per_trial,
+                    float(args.gpus_per_trial), args.max_concurrent, found, problems))
+    raise SystemExit(2 if problems else 0)
+
+
+def check_server(uri: str) -> None:
+    """An MLflow server URI must answer before the sweep starts (its runs go nowhere else)."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.request
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=10) as answer:
+            if answer.status == 200:
+                return
+            why = f"HTTP {answer.status}"
+    except OSError as err:
+        why = str(getattr(err, "reason", err))
+    raise ConfigError(f"--tracking-uri {uri}: the MLflow server does not answer ({why}); start it "
+                      "(the cluster files start one on the head, port 5000) or pass a store "
+                      "that exists, e.g. sqlite:////shared/mlflow/mlflow.db")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -479,6 +560,8 @@ def main(argv: list[str] | None = None) -> Path:
     args = parse(list(sys.argv[1:] if argv is None else argv))
     settle(args)
     check_options(args)
+    if args.plan:
+        show_plan(args)
     base, space, split = resolve(args)
     try:
         folder = sweep_folder(args.storage_path, args.name, f"{args.method}-{base.corpus.name}-",
@@ -500,15 +583,26 @@ def main(argv: list[str] | None = None) -> Path:
     elif (folder / "sweep.json").exists():
         fail(f"{folder} already holds a sweep; pass --resume to continue it or --name for a "
              "new one")
-    # Everything the command line says is checked; now Ray (local, or the cluster of RAY_ADDRESS),
-    # and on several nodes the storage every node must share.
+    # Everything the command line says is checked; now the tracking store (--tracking-uri, or
+    # MLFLOW_TRACKING_URI, wins on --resume too: after a lost head the store is reached through
+    # the new head's server; sweep.json's is the default), Ray (local, or the cluster of
+    # RAY_ADDRESS), the GPUs a GPU setting needs, and on several nodes the storage every node
+    # must share.
+    uri = tracking_uri(args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or
+                       (args.resume and record.get("tracking_uri")) or None, Path("runs"))
+    try:
+        check_server(uri)
+    except ConfigError as err:
+        fail(str(err))
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     ray_train.start_ray(echo=not args.quiet)
-    # --tracking-uri (or MLFLOW_TRACKING_URI) wins on --resume too: after a lost head the store
-    # is reached through the new head's server; sweep.json's is the default.
-    uri = tracking_uri(args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or
-                       (args.resume and record.get("tracking_uri")) or None, Path("runs"))
+    try:  # the cluster's GPUs, and those of the node types it can start
+        check_gpus(base, capacity(connect=True), source(args))
+    except ConfigError as err:
+        if created:
+            shutil.rmtree(folder, ignore_errors=True)
+        fail(str(err))
     storage = shared_storage(folder, uri, base, split)
     check_storage(storage, folder, created)
     # openSMILE features of the whole corpus into the cache, as Ray tasks on every core, so the

@@ -82,7 +82,7 @@ def test_the_command_line_stops_before_ray_starts(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"),
            "RAY_ADDRESS": ""}
     done = subprocess.run([sys.executable, "-m", "runner.train", "ipr", "--preset", "paper",
-                           "--out", str(tmp_path / "out")], cwd=REPO, env=env,
+                           "gpu=false", "--out", str(tmp_path / "out")], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 2, done.stderr[-2000:]
     lines = [line for line in done.stderr.splitlines() if line.strip()]
@@ -96,3 +96,48 @@ def test_ray_address_local_means_no_cluster_and_an_address_means_one(monkeypatch
     assert ray_train.cluster_address() is None
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
     assert ray_train.cluster_address() == "10.0.0.1:6379"
+
+
+def test_a_fine_tuning_setting_on_the_cpu_stops_unless_asked_for(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"),
+           "RAY_ADDRESS": ""}
+    done = subprocess.run([sys.executable, "-m", "runner.train", "ipr", "--preset", "paper",
+                           "--out", str(tmp_path / "out")], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    error = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert error == [error[0]] and error[0].startswith(
+        "error: --preset paper fine-tunes the pretrained encoder facebook/wav2vec2-base")
+    assert "Pass gpu=false to mean it" in error[0] and "GPU machine or cluster" in error[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_gpus_are_looked_for_here_in_the_cluster_and_in_what_it_can_start():
+    from runner.preflight import Capacity, check_gpus, scalable_gpus, trials_at_once
+    more, kinds = scalable_gpus(REPO / "cluster.yaml")  # the file `ray up` leaves on the head
+    assert more == 8 * 1 + 2 * 4 and "gpu_1x (up to 8 x 1 GPU)" in kinds
+    config = build_config("smoke", ["gpu=true", "workers=1"], method="ipr")
+    with pytest.raises(ConfigError, match="asks for GPUs .* has none and no node type"):
+        check_gpus(config, Capacity("the Ray cluster at x", 8, 0, 0), "experiments/x.txt")
+    check_gpus(config, Capacity("the Ray cluster at x", 8, 0, more, kinds), "experiments/x.txt")
+    assert trials_at_once(Capacity("c", 8, 0, more, kinds), 1, 1, 0) == (0, 16)
+    assert trials_at_once(Capacity("c", 8, 2, 0), 2, 1, 0) == (2, 2)
+
+
+def test_plan_of_the_paper_ipr_file_here_says_it_needs_a_gpu(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"),
+           "RAY_ADDRESS": ""}
+    done = subprocess.run([sys.executable, "-m", "runner.tune", "ipr", "--config",
+                           "experiments/ipr-iemocap-paper.txt", "--plan",
+                           f"corpus.root={tmp_path / 'iemocap'}", "--storage-path",
+                           str(tmp_path / "sweeps")], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    plan = done.stdout
+    assert plan.startswith("plan: ipr sweep of experiments/ipr-iemocap-paper.txt (preset paper)")
+    assert "8 configurations x 5 seeds = 40 seed trainings of 50 epochs" in plan
+    assert "1 Ray Train worker(s), each 1 CPU and 1 GPU" in plan
+    assert "search_spaces/ipr-finetune.yaml" in plan and "fine-tuned" in plan
+    assert "asks for GPUs (gpu=true) and this machine has none" in plan
+    assert "corpus root not found" in plan
+    assert "Ray" not in done.stderr and not (tmp_path / "sweeps").exists()  # nothing started
