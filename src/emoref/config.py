@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -76,7 +77,10 @@ class CorpusConfig:
     merge: tuple[str, ...] = ()
     on_bad_audio: str = "error"  # error: stop at a missing/corrupt/empty file; skip: drop it and list it
     include_self_ratings: bool = False  # IEMOCAP: count the actors' self-ratings (C-F*, C-M*) as raters
-    cache_dir: str = "~/.cache/emoref"  # decoded audio, features and the synthetic corpus live here
+    # Decoded audio, features and the synthetic corpus live here. Default: $EMOREF_CACHE_DIR (the
+    # cluster files set it to the shared filesystem, /shared/cache), else ~/.cache/emoref.
+    cache_dir: str = field(default_factory=lambda: os.environ.get("EMOREF_CACHE_DIR",
+                                                                  "~/.cache/emoref"))
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
     def __post_init__(self) -> None:

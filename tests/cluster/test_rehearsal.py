@@ -11,6 +11,7 @@ taking the cluster down and bringing it up on a new head.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -105,15 +106,19 @@ def test_every_node_checks_its_own_view_of_the_data_then_a_sweep_runs_on_both(re
     assert len(error) == 1, refused.stdout[-3000:] + refused.stderr[-3000:]
     assert f"node {worker}" in error[0] and str(private / "cache") in error[0]
     assert "corpus.cache_dir" in error[0] and "/shared" in error[0]
+    assert "the corpus" in error[0] and "corpus.root" in error[0]  # the corpus lives there too
     assert "on_bad_audio" not in error[0]  # skipping files is not the fix
     assert not (machines.shared / "sweeps" / "refused").exists()
 
-    # On the shared filesystem: the sweep completes, its seeds ran on both nodes, and the MLflow
-    # server the head setup started (store and artifacts on /shared) holds every run.
+    # As README's cluster section runs it, with the cluster file's defaults (the cache on
+    # /shared, the head's MLflow server): the sweep completes, its seeds ran on both nodes, and
+    # the server (store and artifacts on /shared) holds every run.
     start = time.monotonic()
-    ok(launcher("exec", str(path), f"{SMOKE} --name shared corpus.cache_dir=/shared/cache "
-                f"--tracking-uri http://{head}:5000"))
+    ok(launcher("exec", str(path), f"{SMOKE} --name shared"))
     print(f"smoke sweep on the cluster: {time.monotonic() - start:.0f} s")
+    record = json.loads((machines.shared / "sweeps" / "shared" / "sweep.json").read_text())
+    assert record["tracking_uri"] == f"http://{head}:5000"
+    assert "corpus.cache_dir=/shared/cache" in record["base_config"]
     ledger = sweep_ledger(machines, "shared")
     assert len(ledger) == 4 and len({row[4] for row in ledger}) == 2  # 2 configs x 2 seeds
     client = MlflowClient(f"http://{head}:5000")
@@ -127,10 +132,8 @@ def test_every_node_checks_its_own_view_of_the_data_then_a_sweep_runs_on_both(re
 def test_the_runs_outlive_the_cluster_and_a_sweep_resumes_on_a_new_head(rehearsal):
     from mlflow.tracking import MlflowClient
     machines, path, _ = rehearsal
-    head = machines.machines["head"].address
     # A sweep of 2 configurations x 3 seeds, interrupted by `ray down` once a seed has finished.
-    command = (f"{SMOKE} --name interrupted --seeds 3 corpus.cache_dir=/shared/cache "
-               f"--tracking-uri http://{head}:5000")
+    command = f"{SMOKE} --name interrupted --seeds 3"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
     running = subprocess.Popen([RAY, "exec", str(path), command], cwd=REPO, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
