@@ -217,6 +217,14 @@ class SweepRuns:
         return self.tracker.start(self.experiment, f"seed{seed}", parent=config_run,
                                   tags={**provenance, "seed": str(seed)})
 
+    def seed_recorded(self, config_run: str, seed: int) -> bool:
+        """Whether the configuration run has a FINISHED run of this seed (a driver killed
+        between a seed's last file and its MLflow record leaves none)."""
+        runs = self.tracker.client.search_runs(
+            [self.experiment], f"tags.`{PARENT}` = '{config_run}' and tags.seed = '{seed}' and "
+            "attributes.status = 'FINISHED'", max_results=1)
+        return bool(runs)
+
     def reference(self, name: str, config: RunConfig, first: Path, split_hash: str) -> None:
         """A classical reference row's run (once): its settings, its first seed's numbers and
         files; the sweep run gets every row's mean (reference_metrics)."""

@@ -44,7 +44,7 @@ from emoref.methods import METHODS
 from emoref.methods.baselines import VARIANTS
 from emoref.methods.common import Diverged
 from emoref.provenance import git_sha
-from emoref.record import finished_seeds, outcome
+from emoref.record import finished_seeds, outcome, seed_rows
 from emoref.sweep import (FAILED_SCORE, REFERENCES, Range, apply_params, caveat, new_record,
                           read_record, read_sweep, searched, start_point, sweep_folder,
                           trial_report, write_report)
@@ -242,7 +242,7 @@ def show_plan(args: argparse.Namespace) -> NoReturn:
     found = capacity(connect=True)
     check(lambda: check_gpus(base, found, source(args)))
     uri = tracking_uri(args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"), Path("runs"))
-    check(lambda: check_server(uri))
+    check(lambda: check_server(uri, wait_s=10))
     space_file = args.space or ("search_spaces/" + (f"{args.method}.yaml" if args.method in
                                                     ("ipr", "epr") else "baselines.yaml"))
     if Path(space_file).is_absolute() and Path(space_file).is_relative_to(Path.cwd()):
@@ -254,18 +254,29 @@ def show_plan(args: argparse.Namespace) -> NoReturn:
     raise SystemExit(2 if problems else 0)
 
 
-def check_server(uri: str) -> None:
-    """An MLflow server URI must answer before the sweep starts (its runs go nowhere else)."""
+def check_server(uri: str, wait_s: float = 60.0) -> None:
+    """An MLflow server URI must answer before the sweep starts (its runs go nowhere else). A
+    server just started (the cluster files start it while `ray up` sets up the head) gets
+    `wait_s` seconds to come up; ConfigError after that."""
     if not uri.startswith(("http://", "https://")):
         return
     import urllib.request
-    try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=10) as answer:
-            if answer.status == 200:
-                return
-            why = f"HTTP {answer.status}"
-    except OSError as err:
-        why = str(getattr(err, "reason", err))
+    deadline, said = time.monotonic() + wait_s, False
+    while True:
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=10) as answer:
+                if answer.status == 200:
+                    return
+                why = f"HTTP {answer.status}"
+        except OSError as err:
+            why = str(getattr(err, "reason", err))
+        if time.monotonic() > deadline:
+            break
+        if not said:
+            print(f"waiting up to {wait_s:.0f} s for the MLflow server at {uri} ({why})",
+                  file=sys.stderr, flush=True)
+            said = True
+        time.sleep(2)
     raise ConfigError(f"--tracking-uri {uri}: the MLflow server does not answer ({why}); start it "
                       "(the cluster files start one on the head, port 5000) or pass a store "
                       "that exists, e.g. sqlite:////shared/mlflow/mlflow.db")
@@ -303,6 +314,10 @@ def run_configuration(params: dict[str, Any], plan: Plan, split: Any) -> None:
                   "corpus_summary": summary_line(split), "emoref.kind": "seed",
                   "emoref.method": method, "emoref.trial": trial, "ray_node": node,
                   "host": socket.gethostname()}
+    for seed in sorted(done):  # finished on disk before a restart, but never recorded
+        if not runs.seed_recorded(config_run, seed):
+            record_seed(plan, trial, method, config_run, dataclasses.replace(config, seed=seed),
+                        folder / f"seed{seed}", provenance, None, node)
     pending = [s for s in range(base.seed, base.seed + plan.seeds) if s not in done]
     if not pending:  # every seed had finished before a restart: record and report them once
         with tracker.failing(config_run):
@@ -328,14 +343,9 @@ def run_configuration(params: dict[str, Any], plan: Plan, split: Any) -> None:
                     log.write(f"{trial} {method} seed{seed} failed: {err}\n")
                 failed = True
                 break
-            with tracker.failing(seed_run):  # (its curves were logged live, epoch by epoch)
-                log_seed(tracker, seed_run, flatten(seed_config), seed_dir, provenance)
-                tracker.metrics(seed_run, [{"wall_s": wall}])
-            tracker.finish(seed_run)
+            record_seed(plan, trial, method, config_run, seed_config, seed_dir, provenance, wall,
+                        node, seed_run)  # (its curves were logged live, epoch by epoch)
             done[seed] = outcome(method, seed_dir)
-            # One line per finished seed, ever: trial, method, seed, wall time, Ray node.
-            with (sweep / "seeds.log").open("a") as log:
-                log.write(f"{trial} {method} seed{seed} {wall:.1f}s {node}\n")
             log_configuration(tracker, config_run, method, folder, done)
         if seed == pending[-1]:
             tracker.finish(config_run)
@@ -344,6 +354,33 @@ def run_configuration(params: dict[str, Any], plan: Plan, split: Any) -> None:
         tune.report(trial_report(done))
     if failed:
         tune.report({"seeds_done": float(len(done)), "objective": FAILED_SCORE, "failed": 1.0})
+
+
+def record_seed(plan: Plan, trial: str, method: str, config_run: str, config: RunConfig,
+                folder: Path, provenance: dict[str, str], wall: float | None, node: str,
+                seed_run: str | None = None) -> None:
+    """A finished seed's line in seeds.log (first: it is the sweep's own record, one line per
+    finished seed, ever: trial, method, seed, wall time, Ray node) and its MLflow seed run. A seed
+    found finished on disk but not recorded (its driver was killed in between) gets a new seed
+    run with its curves read back from epochs.csv, and its line if it had none."""
+    tracker, ledger = plan.runs.tracker, Path(plan.folder) / "seeds.log"
+    name = f"{trial} {method} seed{config.seed} "
+    if seed_run is None:
+        if not (ledger.exists() and name in ledger.read_text()):
+            with ledger.open("a") as log:
+                log.write(f"{name}{outcome(method, folder).get('wall_s', 0.0):.1f}s {node} "
+                          "(recorded on resume)\n")
+        seed_run = plan.runs.seed(config_run, config.seed, provenance)
+        with tracker.failing(seed_run):
+            tracker.metrics(seed_run, seed_rows(folder))
+    else:
+        with ledger.open("a") as log:
+            log.write(f"{name}{wall:.1f}s {node}\n")
+    with tracker.failing(seed_run):
+        log_seed(tracker, seed_run, flatten(config), folder, provenance)
+        if wall is not None:
+            tracker.metrics(seed_run, [{"wall_s": wall}])
+    tracker.finish(seed_run)
 
 
 def run_references(plan: Plan, split: Any, base: RunConfig) -> None:

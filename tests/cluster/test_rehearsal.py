@@ -11,11 +11,15 @@ taking the cluster down and bringing it up on a new head.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -86,6 +90,14 @@ def rehearsal(tmp_path_factory):
             Path(f"/tmp/ray/cluster-{name}.{kind}").unlink(missing_ok=True)
 
 
+def finished_seeds(client, experiment: str, sweep_run: str) -> list:
+    """The FINISHED seed runs under a sweep run's configuration runs."""
+    configurations = client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{sweep_run}'")
+    return [r for c in configurations for r in client.search_runs(
+        [experiment], f"tags.`mlflow.parentRunId` = '{c.info.run_id}' and "
+        "attributes.status = 'FINISHED'")]
+
+
 def sweep_ledger(machines: Machines, name: str) -> list[list[str]]:
     log = machines.shared / "sweeps" / name / "seeds.log"
     return [line.split() for line in log.read_text().splitlines()] if log.exists() else []
@@ -127,6 +139,40 @@ def test_every_node_checks_its_own_view_of_the_data_then_a_sweep_runs_on_both(re
     assert len(seeds) == 4 and {r.data.tags["ray_node"] for r in seeds} == {r[4] for r in ledger}
     assert {r.info.status for r in seeds} == {"FINISHED"}
     assert (machines.shared / "mlflow" / "mlflow.db").is_file()
+    # README's way to the UI: `ray attach -p 5000` forwards the head's port over SSH.
+    with attached(path, 5000) as url:
+        tunnel = MlflowClient(url)
+        runs = tunnel.search_runs([experiment], "attributes.run_name = 'shared'")
+        assert [r.data.tags["emoref.kind"] for r in runs] == ["sweep"]
+        assert b"<!doctype html>" in urllib.request.urlopen(url, timeout=30).read()[:200].lower()
+
+
+@contextlib.contextmanager
+def attached(path: Path, port: int):
+    """`ray attach <file> -p <port>` as a user types it (in a pseudo-terminal: it opens a shell
+    on the head), yielding the forwarded address once it answers."""
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            pytest.skip(f"port {port} is taken here: ray attach -p {port} cannot forward it")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
+    shell = subprocess.Popen(["script", "-qc", f"{RAY} attach {path} -p {port}", "/dev/null"],
+                             cwd=REPO, env=env, stdin=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(url + "/health", timeout=5).read()
+                break
+            except OSError:
+                assert shell.poll() is None and time.monotonic() < deadline, "no tunnel"
+                time.sleep(1)
+        yield url
+    finally:
+        os.killpg(shell.pid, signal.SIGTERM)
+        shell.wait(timeout=30)
 
 
 def test_the_runs_outlive_the_cluster_and_a_sweep_resumes_on_a_new_head(rehearsal):
@@ -156,9 +202,7 @@ def test_the_runs_outlive_the_cluster_and_a_sweep_resumes_on_a_new_head(rehearsa
     sweeps = {r.info.run_name: r for r in store.search_runs(
         [experiment], "tags.`emoref.kind` = 'sweep'")}
     assert {"shared", "interrupted"} <= set(sweeps)
-    finished = store.search_runs([experiment], "tags.`emoref.kind` = 'seed' and "
-                                 "attributes.status = 'FINISHED'")
-    assert len(finished) == 4 + len(before)
+    assert len(finished_seeds(store, experiment, sweeps["shared"].info.run_id)) == 4
 
     # A new head at a new address: `ray up`, then --resume with the new server's URI.
     new = machines.start("head2")
@@ -178,10 +222,9 @@ def test_the_runs_outlive_the_cluster_and_a_sweep_resumes_on_a_new_head(rehearsa
     sweep_runs = server.search_runs([experiment], "tags.`emoref.kind` = 'sweep' and "
                                     "attributes.run_name = 'interrupted'")
     assert len(sweep_runs) == 1  # the resumed trials went under the same sweep run
-    configurations = server.search_runs(
-        [experiment], f"tags.`mlflow.parentRunId` = '{sweep_runs[0].info.run_id}'")
-    seeds = [r for c in configurations for r in server.search_runs(
-        [experiment], f"tags.`mlflow.parentRunId` = '{c.info.run_id}' and "
-        "attributes.status = 'FINISHED'")]
-    assert len(seeds) == 6
+    # Every seed recorded once as FINISHED, also one whose driver died between its last file and
+    # its record (recorded on resume from its folder).
+    seeds = finished_seeds(server, experiment, sweep_runs[0].info.run_id)
+    assert sorted((r.data.tags["emoref.trial"], r.data.tags["seed"]) for r in seeds) == sorted(
+        (trial, seed[len("seed"):]) for trial, seed in after)
     ok(launcher("down", "-y", str(path)))

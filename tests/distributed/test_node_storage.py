@@ -64,6 +64,9 @@ def test_a_sweep_refuses_storage_one_node_cannot_see(node_with_its_own_disk):
     cluster, local = node_with_its_own_disk
     done = tune_on(cluster.address, local)
     assert done.returncode == 2, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "not the same storage on every Ray node" in done.stderr
-    assert str(local / "sweeps" / "two-nodes") in done.stderr
+    error = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "not every Ray node sees the storage this sweep uses" in error[0]
+    for path in (local / "sweeps" / "two-nodes", local / "cache", local):
+        assert str(path) in error[0]  # the sweep folder, the feature cache, the SQLite store
+    assert "on_bad_audio" not in error[0]
     assert not (local / "sweeps" / "two-nodes").exists()  # nothing left of a sweep never started
