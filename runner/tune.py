@@ -10,10 +10,10 @@ over seeds, paired t-tests, the IPR paper's Table 3 layout) and best.txt, which
 rebuilds the report from disk.
 
 With no other argument it runs a real sweep on the built-in synthetic corpus on a laptop (see the
-README for its runtime); `--smoke-test` runs the same path on tiny data in a few minutes.
+README's quick start for its runtime); `--smoke-test` runs the same path on tiny data in a few minutes.
 
 Seeds run inside a trial, one after another, so that Optuna scores a configuration by the mean over
-its seeds and ASHA can stop it between seeds (README, "Sweeps").
+its seeds and ASHA can stop it between seeds (docs/reference.md, "Sweeps").
 
 Writes <storage-path>/<name>/ (default runs/tune/<method>-<corpus>-<time>): sweep.json,
 trials/<trial>/seed<k>/ (a seed folder, emoref.record), baselines/, seeds.log, the report, and tune/
