@@ -43,7 +43,7 @@ from emoref.experiment import checked_split, prepare_split, reference_runs, trai
 from emoref.methods import METHODS
 from emoref.methods.baselines import VARIANTS
 from emoref.methods.common import Diverged
-from emoref.provenance import git_sha
+from emoref.provenance import code_digest, git_sha
 from emoref.record import finished_seeds, outcome, seed_rows
 from emoref.sweep import (FAILED_SCORE, REFERENCES, Range, apply_params, caveat, new_record,
                           read_record, read_sweep, searched, start_point, sweep_folder,
@@ -570,6 +570,30 @@ def run_baselines(args: argparse.Namespace, plan: Plan, split: Any) -> None:
               {**best.params, "method": tune.grid_search(list(VARIANTS))}, len(VARIANTS)))
 
 
+# Paths and the runner's resources may differ on a resumed sweep (a new head, another mount);
+# everything else of the base config must be what the sweep started with.
+RESUME_MAY_DIFFER = ("corpus.root", "corpus.cache_dir", "dist.storage", "dist.cpus_per_worker")
+
+
+def check_resumable(folder: Path, record: dict[str, Any], base: RunConfig) -> None:
+    """--resume continues the sweep only with the code and the config it started with: exits 2
+    naming what differs (the keys and both values; or both code digests and the sweep's commit)."""
+    digest = code_digest()
+    if record.get("code_digest", digest) != digest:
+        fail(f"--resume: {folder} was started with other code (package digest "
+             f"{record['code_digest'][:12]}, commit {record['git_sha']}); this checkout's is "
+             f"{digest[:12]}: check out the sweep's commit to continue it, or start a new sweep")
+    then = dict(o.split("=", 1) for o in record["base_config"])
+    now = dict(o.split("=", 1) for o in as_overrides(base))
+    differ = [k for k in sorted(set(then) | set(now))
+              if then.get(k) != now.get(k) and k not in RESUME_MAY_DIFFER]
+    if differ:
+        fail(f"--resume: {folder} was started with another config: " + ", ".join(
+            f"{k}={then.get(k)} (this command: {now.get(k)})" for k in differ[:6]) +
+            (f" and {len(differ) - 6} more" if len(differ) > 6 else "") +
+            f"; resume with --resume --name {folder.name} alone (its sweep.json has its options)")
+
+
 def settle(args: argparse.Namespace) -> None:
     """The preset, space, overrides and options this command runs with. `--resume --name N`
     with no --preset, --config or key=value continues the sweep as it was started (sweep.json:
@@ -615,6 +639,7 @@ def main(argv: list[str] | None = None) -> Path:
                  f"{' '.join(record['overrides'])}); this command gives {args.method} on "
                  f"{split.hash}: give the sweep's own options, or none (--resume --name "
                  f"{folder.name} takes them from its sweep.json)")
+        check_resumable(folder, record, base)
         base = from_overrides(record["base_config"])
         args.seeds, args.num_samples = record["seeds"], record["num_samples"]
     elif (folder / "sweep.json").exists():

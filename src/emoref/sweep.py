@@ -35,7 +35,7 @@ import yaml
 
 from emoref.config import (ConfigError, RunConfig, apply_overrides, as_overrides, field_type,
                            flatten, from_overrides, value_text)
-from emoref.provenance import git_sha
+from emoref.provenance import code_digest, git_sha
 from emoref.record import finished_seeds, outcome
 from emoref.summary import mean_std, pm, write_csv
 
@@ -222,7 +222,8 @@ def new_record(folder: Path, method: str, base: RunConfig, preset: str, override
               "overrides": list(overrides), "space": {k: r.as_yaml() for k, r in space.items()},
               "seeds": seeds, "num_samples": num_samples, "objective": objective_text(method),
               "scheduler": scheduler, "search_seed": search_seed, "split_hash": split_hash,
-              "git_sha": git_sha(), "base_config": as_overrides(base),
+              "git_sha": git_sha(), "code_digest": code_digest(),
+              "base_config": as_overrides(base),
               "options": dict(options or {}), "config_file": config_file,
               "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     (folder / "sweep.json").write_text(json.dumps(record, indent=2))
