@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import re
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -132,14 +133,41 @@ _IEMOCAP_HEADER = re.compile(r"^\[(\d+(?:\.\d+)?) - (\d+(?:\.\d+)?)\]\t(\S+)\t(\
 _IEMOCAP_RATER = re.compile(r"^(C-[EFM]\d+):\t(.*?)\t")
 
 
-def parse_emo_evaluation(path: Path, fold: dict[str, str], include_self_ratings: bool
-                         ) -> list[tuple[str, str, Counter[str], int, dict[str, str]]]:
-    """[(utterance id, consensus label, folded vote counts, raters, extra)] from one EmoEvaluation file.
+@dataclass
+class Evaluation:
+    """One utterance's block of an EmoEvaluation file: its header and every annotator's line."""
 
-    A rater may give several emotions ("Frustration; Anger;"): a rater counts once for each distinct
-    label their answer contains after folding (`fold`, e.g. excitement -> happiness).
-    """
-    blocks: list[tuple[str, str, Counter[str], int, dict[str, str]]] = []
+    utterance: str
+    label: str                                   # the consensus code, folded (xxx: undecided)
+    votes: Counter = field(default_factory=Counter)  # folded label -> raters naming it
+    raters: int = 0                              # raters behind `votes`
+    extra: dict[str, str] = field(default_factory=dict)
+    evaluators: list[tuple[str, ...]] = field(default_factory=list)   # C-E* label sets
+    actors: list[tuple[str, ...]] = field(default_factory=list)       # C-F*, C-M* label sets
+    dimensions: list[tuple[float, float, float]] = field(default_factory=list)  # A-* lines
+    malformed_dimensions: int = 0                # A-* lines without three numbers
+
+
+_IEMOCAP_DIMENSIONS = re.compile(r"^(A-[EFM]\d+):\t(.*?)(\t|$)")
+_DIMENSION = re.compile(r"(val|act|dom)\s+(-?\d+(?:\.\d+)?)\s*(?:;|$)")
+
+
+def parse_emo_evaluation(path: Path, fold: dict[str, str], include_self_ratings: bool
+                         ) -> list[Evaluation]:
+    """Every utterance block of one EmoEvaluation file, as the release writes it:
+
+        [6.2901 - 8.2357]<TAB>Ses01F_impro01_F000<TAB>neu<TAB>[2.5000, 2.5000, 2.5000]
+        C-E2:<TAB>Neutral;<TAB>()                     an evaluator's categories
+        C-E3:<TAB>Frustration; Anger;<TAB>()          several categories, each counted once
+        C-E4:<TAB>Other:annoyed;<TAB>(comment)        "Other" with the rater's words
+        C-F1:<TAB>Neutral;<TAB>()                     an actor's own rating
+        A-E3:<TAB>val 3; act 2; dom  2;<TAB>()        valence, activation, dominance
+        A-F3:<TAB>val 6; act 6; dom ;<TAB>()          malformed: left out and counted
+
+    A rater counts once for each distinct label their answer contains after folding (`fold`, e.g.
+    excitement -> happiness). The actors' ratings count in `votes` only with
+    `include_self_ratings`; they are kept apart in `actors` either way."""
+    blocks: list[Evaluation] = []
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     for number, line in enumerate(lines, start=1):
         if line.startswith("["):
@@ -152,15 +180,13 @@ def parse_emo_evaluation(path: Path, fold: dict[str, str], include_self_ratings:
                 raise DataError(f"{path}:{number}: unknown emotion code {code!r}; IEMOCAP codes "
                                 f"are {sorted(IEMOCAP_CODES)}")
             label = fold.get(IEMOCAP_CODES[code], IEMOCAP_CODES[code])
-            blocks.append((utt, label, Counter(), 0, {"val_act_dom": vad.replace(" ", "")}))
+            blocks.append(Evaluation(utt, label, extra={"val_act_dom": vad.replace(" ", "")}))
         elif line.startswith("C-"):
             match = _IEMOCAP_RATER.match(line + ("\t" if line.count("\t") < 2 else ""))
             if not match or not blocks:
                 raise DataError(f"{path}:{number}: expected 'C-E1:<TAB>Emotion;<TAB>(comment)' "
                                 f"after an utterance header, got {line!r}")
             rater, answer = match.groups()
-            if rater[2] != "E" and not include_self_ratings:
-                continue
             labels = set()
             for item in answer.split(";"):
                 name = item.split(":")[0].strip().lower()  # "Other:  comment" -> "other"
@@ -171,9 +197,20 @@ def parse_emo_evaluation(path: Path, fold: dict[str, str], include_self_ratings:
                                     f"of {sorted(IEMOCAP_RATER_NAMES)}")
                 canonical = IEMOCAP_RATER_NAMES[name]
                 labels.add(fold.get(canonical, canonical))
-            utt, label, votes, raters, extra = blocks[-1]
-            votes.update(labels)
-            blocks[-1] = (utt, label, votes, raters + 1, extra)
+            block = blocks[-1]
+            (block.evaluators if rater[2] == "E" else block.actors).append(tuple(sorted(labels)))
+            if rater[2] != "E" and not include_self_ratings:
+                continue
+            block.votes.update(labels)
+            block.raters += 1
+        elif line.startswith("A-") and blocks:
+            match = _IEMOCAP_DIMENSIONS.match(line)
+            values = dict((k, float(v)) for k, v, in _DIMENSION.findall(match.group(2))) \
+                if match else {}
+            if set(values) == {"val", "act", "dom"}:
+                blocks[-1].dimensions.append((values["val"], values["act"], values["dom"]))
+            else:
+                blocks[-1].malformed_dimensions += 1
     return blocks
 
 
@@ -189,8 +226,8 @@ def load_iemocap(config: CorpusConfig, check: _AudioCheck) -> list[Utterance]:
         if not evaluations:
             raise DataError(f"{session / 'dialog' / 'EmoEvaluation'}: no evaluation files")
         for evaluation in evaluations:
-            for utt, label, votes, raters, extra in parse_emo_evaluation(
-                    evaluation, fold, config.include_self_ratings):
+            for block in parse_emo_evaluation(evaluation, fold, config.include_self_ratings):
+                utt, label, votes, raters = block.utterance, block.label, block.votes, block.raters
                 dialog = utt.rsplit("_", 1)[0]
                 path = session / "sentences" / "wav" / dialog / f"{utt}.wav"
                 duration = check.duration(path)
@@ -199,10 +236,16 @@ def load_iemocap(config: CorpusConfig, check: _AudioCheck) -> list[Utterance]:
                 # Speaker: session and the utterance's own gender letter (Ses01F_impro01_M000 -> Ses01M).
                 speaker = utt[:5] + utt.rsplit("_", 1)[1][0]
                 agreement = min(1.0, votes[label] / raters) if raters else None
+                extra = dict(block.extra)
+                if block.malformed_dimensions:
+                    extra["malformed_dimension_lines"] = str(block.malformed_dimensions)
                 out.append(Utterance(id=utt, path=str(path.resolve()), speaker=speaker, label=label,
                                      agreement=agreement, votes=tuple(votes.most_common()),
                                      n_raters=raters, duration=duration, corpus="iemocap",
-                                     extra=tuple(extra.items())))
+                                     extra=tuple(extra.items()),
+                                     evaluator_labels=tuple(block.evaluators),
+                                     self_labels=tuple(block.actors),
+                                     dimensions=tuple(block.dimensions)))
     if not out and not check.skipped:
         raise _no_audio(root, "Session{1..5}/sentences/wav/<dialog>/<utterance>.wav")
     return out

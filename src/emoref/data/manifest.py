@@ -27,6 +27,13 @@ class Utterance:
     duration: float = 0.0  # seconds, from the file header
     corpus: str = ""  # corpus name, e.g. "emodb"
     extra: tuple[tuple[str, str], ...] = ()  # corpus-specific facts (RAVDESS intensity, EmoDB naturalness)
+    # IEMOCAP: what the ambiguity score reads (data/splits.py, split.ambiguity). Each evaluator's
+    # (C-E*) labels after folding, in file order; the actors' own ratings (C-F*, C-M*) apart from
+    # them, () when the utterance has none; each annotator's (valence, activation, dominance)
+    # ratings (A-E*, A-F*, A-M*; malformed ones are left out and counted by the loader).
+    evaluator_labels: tuple[tuple[str, ...], ...] = ()
+    self_labels: tuple[tuple[str, ...], ...] = ()
+    dimensions: tuple[tuple[float, float, float], ...] = ()
 
 
 MANIFEST_COLUMNS = ("id", "path", "speaker", "label", "agreement", "votes", "n_raters", "duration",
@@ -111,8 +118,12 @@ def apply_class_mapping(corpus: str, utterances: Sequence[Utterance], classes: S
             # A rater naming both "Happiness" and "Excited" counts once after the merge.
             agreement = min(1.0, votes[label] / u.n_raters)
             votes[label] = min(votes[label], u.n_raters)
+        refold = lambda sets: tuple(tuple(sorted({fold.get(x, x) for x in labels}))
+                                    for labels in sets)
         mapped.append(dataclasses.replace(u, label=label, agreement=agreement,
-                                          votes=tuple(votes.most_common())))
+                                          votes=tuple(votes.most_common()),
+                                          evaluator_labels=refold(u.evaluator_labels),
+                                          self_labels=refold(u.self_labels)))
     present = sorted({u.label for u in mapped})
     if classes:
         unknown = [c for c in classes if c not in present]

@@ -59,6 +59,19 @@ def describe(manifest: Manifest, split: AmbiguitySplit | KFoldSplit, config: Run
                         + (sizes if explicit else thresholds)}[s.by]
         out.append(f"ambiguity split ({rule}; dev = {s.dev_fraction:g} of D2):")
         out.append(_table(["class", "D1", "D2", "dev", "D3", "excluded", "all"], rows))
+        if s.by != "thresholds":
+            out.append(f"ranked from least to most ambiguous by: {', '.join(split.rules)}, then a "
+                       f"seeded hash (split.ambiguity; split.seed={s.seed})"
+                       + ("; D3 class-balanced" if s.d3_balanced else ""))
+            sizes_of = {"D1": len(split.d1), "D2": len(split.d2) + len(split.dev),
+                        "D3": len(split.d3)}
+            out.append("decided by the hash (a non-member with the same score could have taken "
+                       "their place): " + ", ".join(f"{tier} {n} of {sizes_of[tier]}"
+                                                    for tier, n in split.tiebreak))
+        malformed = sum(int(dict(u.extra).get("malformed_dimension_lines", 0))
+                        for u in manifest.utterances)
+        if malformed:
+            out.append(f"dimensional rating lines left out as malformed: {malformed}")
     else:
         rows = [[f"fold {f.index}", len(f.train), len(f.test),
                  len({u.speaker for u in f.test})] for f in split.folds]

@@ -8,8 +8,11 @@ machine, and the order does not favour a session or speaker the way sorting by i
 from __future__ import annotations
 
 import hashlib
+import math
+import statistics
+from collections import Counter
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from emoref.config import SplitConfig
 from emoref.data.manifest import DataError, Manifest, Utterance
@@ -39,10 +42,18 @@ class AmbiguitySplit:
     dev: tuple[Utterance, ...]  # labelled part carved from D2: model selection, the tuning objective
     d3: tuple[Utterance, ...]  # most ambiguous, labelled: test only
     excluded: tuple[Utterance, ...]  # below the lowest threshold, or between size bands
+    rules: tuple[str, ...] = ("majority",)  # split.ambiguity: how the utterances were ranked
+    # by=sizes / rank: per tier, how many members the seeded hash decided (a non-member with the
+    # same score under every rule could have taken their place); () for thresholds
+    tiebreak: tuple[tuple[str, int], ...] = ()
 
     @property
     def hash(self) -> str:
-        return members_hash([("d1", self.d1), ("d2", self.d2), ("dev", self.dev), ("d3", self.d3)])
+        """The members' hash; it names the ranking rules too, unless they are the plain reading
+        (majority share alone), so that a split recorded before the rules existed keeps its hash."""
+        named = [] if self.rules == ("majority",) else [(f"rules {','.join(self.rules)}", ())]
+        return members_hash([("d1", self.d1), ("d2", self.d2), ("dev", self.dev), ("d3", self.d3),
+                             *named])
 
     def parts(self) -> dict[str, tuple[Utterance, ...]]:
         return {"d1": self.d1, "d2": self.d2, "dev": self.dev, "d3": self.d3}
@@ -66,6 +77,88 @@ class KFoldSplit:
         return members_hash([(f"fold{f.index}", f.test) for f in self.folds])
 
 
+# ----------------------------------------------------------------------------------------------------
+# The ambiguity score (split.ambiguity): each rule maps an utterance to a number, lower = less
+# ambiguous; an utterance's score is the tuple of its rules' numbers, compared rule by rule.
+# ----------------------------------------------------------------------------------------------------
+
+def _majority(u: Utterance) -> float:
+    """The evaluators' majority share (the corpus's agreement score), higher = more consensus."""
+    return -round(u.agreement, 9)
+
+
+def _self_rating(u: Utterance) -> float:
+    """No actor rating (0) < actors' own ratings that all name the label (1) < one that does not
+    (2): an actor disagreeing with the evaluators is variability in the assessments."""
+    if not u.self_labels:
+        return 0.0
+    return 1.0 if all(u.label in labels for labels in u.self_labels) else 2.0
+
+
+def _dilution(u: Utterance) -> float:
+    """The label's share when each evaluator splits one vote evenly over the labels they named:
+    a majority made of "Frustration; Anger;" answers is weaker than one of "Anger;" answers."""
+    if not u.evaluator_labels:
+        return 0.0
+    mass = sum(u.label in labels and 1 / len(labels) for labels in u.evaluator_labels)
+    return -round(mass / len(u.evaluator_labels), 9)
+
+
+def _entropy(u: Utterance) -> float:
+    """The entropy (nats) of the vote distribution over every label named."""
+    total = sum(n for _, n in u.votes)
+    return round(-sum(n / total * math.log(n / total) for _, n in u.votes if n), 9) if total \
+        else 0.0
+
+
+def _spread(u: Utterance) -> float:
+    """The mean over valence, activation and dominance of the annotators' standard deviation."""
+    if len(u.dimensions) < 2:
+        return 0.0
+    return round(sum(statistics.pstdev(axis) for axis in zip(*u.dimensions)) / 3, 9)
+
+
+# rule -> (its number, what it needs, and whether a manifest has it)
+SCORE_RULES: dict[str, tuple[Callable[[Utterance], float], str, Callable[[Utterance], bool]]] = {
+    "majority": (_majority, "an agreement score", lambda u: u.agreement is not None),
+    "self_rating": (_self_rating, "per-rater annotations (IEMOCAP's C-E, C-F and C-M lines)",
+                    lambda u: bool(u.evaluator_labels)),
+    "dilution": (_dilution, "each evaluator's categories (IEMOCAP's C-E lines)",
+                 lambda u: bool(u.evaluator_labels)),
+    "entropy": (_entropy, "rater votes", lambda u: bool(u.votes)),
+    "spread": (_spread, "dimensional ratings (IEMOCAP's A- lines)", lambda u: bool(u.dimensions)),
+}
+
+
+def check_rules(manifest: Manifest, rules: Sequence[str]) -> None:
+    """DataError naming the rule and the corpus when a rule needs data no utterance has."""
+    for rule in rules:
+        _, needs, has = SCORE_RULES[rule]
+        if not any(has(u) for u in manifest.utterances):
+            usable = [r for r, (_, _, h) in SCORE_RULES.items()
+                      if any(h(u) for u in manifest.utterances)]
+            raise DataError(f"split.ambiguity: the rule {rule!r} needs {needs}, which the "
+                            f"{manifest.corpus} corpus does not have; its rules: {usable}")
+
+
+def ambiguity_score(u: Utterance, rules: Sequence[str]) -> tuple[float, ...]:
+    return tuple(SCORE_RULES[rule][0](u) for rule in rules)
+
+
+def decided_by_hash(tiers: dict[str, list[Utterance]], eligible: Sequence[Utterance],
+                    score: dict[str, tuple[float, ...]], by_class: bool) -> tuple[tuple[str, int], ...]:
+    """Per tier, its members whose place a non-member of the same score (and class, when tiers
+    are filled class by class) could have taken: the seeded hash chose between them."""
+    out = []
+    for name, members in tiers.items():
+        inside = {u.id for u in members}
+        outside = Counter((score[u.id], u.label if by_class else "") for u in eligible
+                          if u.id not in inside)
+        out.append((name, sum(outside[(score[u.id], u.label if by_class else "")] > 0
+                              for u in members)))
+    return tuple(out)
+
+
 def ambiguity_split(manifest: Manifest, config: SplitConfig) -> AmbiguitySplit:
     """D1/D2/D3 by agreement thresholds or target sizes, and a stratified dev part of D2."""
     missing = [u for u in manifest.utterances if u.agreement is None]
@@ -73,8 +166,12 @@ def ambiguity_split(manifest: Manifest, config: SplitConfig) -> AmbiguitySplit:
         raise DataError(f"{manifest.corpus}: {len(missing)} utterances have no agreement score "
                         f"(e.g. {missing[0].path}); the ambiguity split needs rater agreement. Use "
                         f"split.kind=kfold, or a CSV manifest with an agreement column")
+    rules = tuple(config.ambiguity)
+    check_rules(manifest, rules)
     key = {u.id: tie_key(config.seed, "rank", u.id) for u in manifest.utterances}
-    ranked = sorted(manifest.utterances, key=lambda u: (-u.agreement, key[u.id]))
+    score = {u.id: ambiguity_score(u, rules) for u in manifest.utterances}
+    ranked = sorted(manifest.utterances, key=lambda u: (score[u.id], key[u.id]))
+    tiebreak: tuple[tuple[str, int], ...] = ()
     if config.by == "thresholds":
         d1 = [u for u in ranked if u.agreement >= config.d1_min_agreement - _EPS]
         d2 = [u for u in ranked if config.d2_min_agreement - _EPS <= u.agreement
@@ -83,14 +180,33 @@ def ambiguity_split(manifest: Manifest, config: SplitConfig) -> AmbiguitySplit:
               < config.d2_min_agreement - _EPS]
     elif config.by == "rank":
         d1, d2, d3 = ranked_within_classes(manifest, config, ranked)
+        tiebreak = decided_by_hash({"D1": d1, "D2": d2, "D3": d3}, ranked, score, True)
     else:
         total = config.d1_size + config.d2_size + config.d3_size
         if total > len(ranked):
+            levels = Counter(round(u.agreement, 2) for u in ranked)
             raise DataError(f"{manifest.corpus}: split sizes {config.d1_size}+{config.d2_size}+"
-                            f"{config.d3_size} = {total} exceed the {len(ranked)} utterances")
-        d1 = ranked[:config.d1_size]
-        d2 = ranked[config.d1_size:config.d1_size + config.d2_size]
-        d3 = ranked[len(ranked) - config.d3_size:]
+                            f"{config.d3_size} = {total} exceed the {len(ranked)} utterances "
+                            f"(by agreement: " + ", ".join(f"{a:.2f}: {n}" for a, n in
+                                                           sorted(levels.items(), reverse=True))
+                            + ")")
+        if config.d3_balanced:  # D3: each class's most ambiguous, in equal numbers
+            quota = apportion({c: 1 for c in manifest.classes}, config.d3_size,
+                              len(manifest.classes))
+            d3 = [u for c in manifest.classes
+                  for u in [v for v in ranked if v.label == c][::-1][:quota[c]]]
+            short = [c for c in manifest.classes if sum(u.label == c for u in d3) < quota[c]]
+            if short:
+                raise DataError(f"{manifest.corpus}: split.d3_balanced: class(es) {short} have "
+                                f"fewer than {min(quota.values())} utterances for D3")
+            rest = [u for u in ranked if u.id not in {v.id for v in d3}]
+        else:
+            d3 = ranked[len(ranked) - config.d3_size:]
+            rest = ranked[:len(ranked) - config.d3_size]
+        d1 = rest[:config.d1_size]
+        d2 = rest[config.d1_size:config.d1_size + config.d2_size]
+        tiebreak = (decided_by_hash({"D1": d1, "D2": d2}, ranked, score, False) +
+                    decided_by_hash({"D3": d3}, ranked, score, config.d3_balanced))
     chosen = {u.id for u in (*d1, *d2, *d3)}
     # Every rule above must deal each utterance to one tier at most: one in D2 (or dev) and D3
     # would train on, or select by, a test utterance.
@@ -121,7 +237,8 @@ def ambiguity_split(manifest: Manifest, config: SplitConfig) -> AmbiguitySplit:
         return tuple(sorted(part, key=lambda u: order[u.id]))
 
     return AmbiguitySplit(classes=manifest.classes, d1=ordered(d1), d2=ordered(d2), dev=ordered(dev),
-                          d3=ordered(d3), excluded=ordered(excluded))
+                          d3=ordered(d3), excluded=ordered(excluded), rules=rules,
+                          tiebreak=tiebreak)
 
 
 def ranked_within_classes(manifest: Manifest, config: SplitConfig, ranked: list[Utterance]
