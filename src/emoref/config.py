@@ -112,6 +112,10 @@ class SplitConfig:
     d2_size: int = 0  # by=sizes: utterances in D2 (next)
     d3_size: int = 0  # by=sizes: utterances in D3 (lowest agreement)
     dev_fraction: float = 0.1  # share of D2 carved out, labelled, for model selection (stratified)
+    # Which D2 members form the dev part (per class): random (a seeded hash) or ambiguous (D2's
+    # most ambiguous by the split's ranking, split.ambiguity: the members nearest D3, so that
+    # model selection looks at what the test tier holds).
+    dev_from: str = "random"
     folds: int = 10  # kind=kfold: number of folds
     fold_by: str = "random"  # kind=kfold: random (stratified by label) or speaker (speaker-independent)
     # fold_by=speaker: 0 gives one fold per speaker (leave-one-speaker-out), n > 0 groups speakers
@@ -159,6 +163,8 @@ class SplitConfig:
                      (self.d1_size, self.d2_size, self.d3_size))
         _require(0.0 <= self.dev_fraction < 1.0, "dev_fraction", "a number in [0, 1)",
                  self.dev_fraction)
+        _require(self.dev_from in ("random", "ambiguous"), "dev_from", "'random' or 'ambiguous'",
+                 self.dev_from)
         _require(self.folds >= 2, "folds", "an integer >= 2", self.folds)
         _require(self.fold_by in ("random", "speaker"), "fold_by", "'random' or 'speaker'",
                  self.fold_by)

@@ -182,3 +182,16 @@ def test_sizes_the_votes_cannot_fill_say_what_there_is(release):
     with pytest.raises(DataError, match=r"exceed the 12 utterances \(by agreement: 1.00: 8, "
                                         r"0.67: 4\)"):
         make_split(load_manifest(too_many.corpus), too_many.split)
+
+
+def test_the_dev_part_can_be_d2s_most_ambiguous(release):
+    base = config(release, "split.d1_size=2", "split.d2_size=6", "split.d3_size=4",
+                  "split.dev_fraction=0.34", "split.dev_from=ambiguous")
+    split = make_split(load_manifest(base.corpus), base.split)
+    # D2 is a1/s1 (spread-out dimensions), a2/s2 (agreeing actor), a3/s3 (disagreeing actor):
+    # one per class goes to dev, the most ambiguous, next to D3.
+    assert sorted(u.id[-2:] for u in split.dev) == ["a3", "s3"]
+    drawn = make_split(load_manifest(base.corpus),
+                       config(release, "split.d1_size=2", "split.d2_size=6", "split.d3_size=4",
+                              "split.dev_fraction=0.34").split)
+    assert len(drawn.dev) == 2 and drawn.hash != split.hash

@@ -213,11 +213,16 @@ def ambiguity_split(manifest: Manifest, config: SplitConfig) -> AmbiguitySplit:
     assert len(chosen) == len(d1) + len(d2) + len(d3), "an utterance was dealt to two tiers"
     excluded = [u for u in ranked if u.id not in chosen]
 
-    # Dev: per class, the first round(dev_fraction * n) D2 members in seeded hash order.
+    # Dev: per class, round(dev_fraction * n) D2 members: the first in seeded hash order
+    # (dev_from=random), or the most ambiguous by the split's ranking (dev_from=ambiguous).
     dev_ids: set[str] = set()
     for label in manifest.classes:
-        members = sorted((u for u in d2 if u.label == label),
-                         key=lambda u: tie_key(config.seed, "dev", u.id))
+        if config.dev_from == "ambiguous":
+            members = sorted((u for u in d2 if u.label == label),
+                             key=lambda u: (score[u.id], key[u.id]), reverse=True)
+        else:
+            members = sorted((u for u in d2 if u.label == label),
+                             key=lambda u: tie_key(config.seed, "dev", u.id))
         dev_ids.update(u.id for u in members[:round(config.dev_fraction * len(members))])
     dev = [u for u in d2 if u.id in dev_ids]
     d2 = [u for u in d2 if u.id not in dev_ids]
