@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install system test demo bench clean
+.PHONY: install system test test-fast demo bench clean
 
 # uv installs the same pinned versions as pip would, in less time (it downloads the CUDA build
 # of torch and its libraries in parallel; README has the measured times). Set UV_INDEX_URL for a
@@ -28,6 +28,9 @@ system:  # Debian packages of the MLflow UI test and the cluster rehearsal (they
 
 test: install system  # tests/run.py: why not `python -m pytest`
 	PYTHONFAULTHANDLER=1 $(PY) tests/run.py -q --durations=30
+
+test-fast: install  # the unit and config tier (tests/conftest.py, FAST), about 1.5 minutes
+	PYTHONFAULTHANDLER=1 $(PY) tests/run.py -q -m fast
 
 demo: install
 	$(PY) -m runner.tune ipr

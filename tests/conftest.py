@@ -27,6 +27,23 @@ def write_tone(path: Path, seconds: float = 0.3, sr: int = 16000, channels: int 
     return path
 
 
+# The fast tier (`make test-fast`, about 1.5 minutes on two cores): the unit and config tests,
+# which start no training command and no Ray cluster beyond a few tasks. Every other module is in
+# the full suite only (`make test`, what CI runs). A module is listed by its path under tests/.
+FAST = ("data/", "models/", "methods/test_epr_math.py", "methods/test_ipr_math.py",
+        "test_config.py", "test_metrics.py", "test_summary.py", "test_structure.py",
+        "test_experiments.py", "test_storage.py", "test_run_entry.py", "tune/test_spaces.py",
+        "tune/test_resume_checks.py", "cluster/test_cluster_files.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    root = Path(__file__).resolve().parent
+    for item in items:
+        where = Path(str(item.fspath)).resolve().relative_to(root).as_posix()
+        if where.startswith(FAST):
+            item.add_marker(pytest.mark.fast)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def mlflow_store(tmp_path_factory):
     """Runs the tests start without a --tracking-uri of their own (runner.train records every
