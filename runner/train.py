@@ -46,7 +46,8 @@ from emoref.experiment import prepare_split, reference_runs, split_kind, train_s
 from emoref.methods import METHODS
 from emoref.methods.common import Diverged
 from emoref.ray_train import read_state_file
-from emoref.record import outcome, reading, results_tables
+from emoref.record import outcome, reading
+from emoref.reports import results_tables
 from emoref.summary import aggregate, seed_metrics
 from runner._cli import (EPR_HELP, USER_ERRORS, build_checked, expand, fail,
                          in_process_threads, read_config_file)

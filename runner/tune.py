@@ -45,9 +45,10 @@ from emoref.methods.baselines import VARIANTS
 from emoref.methods.common import Diverged
 from emoref.provenance import code_digest, git_sha
 from emoref.record import finished_seeds, outcome, seed_rows
+from emoref.reports import write_report
 from emoref.sweep import (FAILED_SCORE, REFERENCES, Range, apply_params, caveat, new_record,
                           read_record, read_sweep, searched, start_point, sweep_folder,
-                          trial_report, write_report)
+                          trial_report)
 from runner._cli import (EPR_HELP, USER_ERRORS, build_checked, expand, fail, in_process_threads,
                          read_config_file)
 from emoref.storage import SharedStorage, StorageError

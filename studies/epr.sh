@@ -108,7 +108,8 @@ seed() {  # row, seed, overrides...: one seed of one row, through Ray Train (res
 
 report() {  # written whole, then moved: two lanes may report at once
   local part="$OUT/report.md.$BASHPID"
-  "$PY" -m runner.report "$OUT" > "$part" && mv "$part" "$OUT/report.md"
+  "$PY" -m runner.report "$OUT" > "$part" && "$PY" -m studies.progress "$OUT" >> "$part" &&
+    mv "$part" "$OUT/report.md"
   mkdir -p "$ARCHIVE" && cp "$OUT/report.md" "$ARCHIVE/report.md.$BASHPID" &&
     mv "$ARCHIVE/report.md.$BASHPID" "$ARCHIVE/report.md"
 }

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 from scipy import stats
 
-from runner.report import epr_rows_paired_table, forest_paired_table
+from emoref.reports import epr_rows_paired_table, forest_paired_table
 
 
 def stages(wa: list[float], ua: list[float]) -> dict[str, float]:
@@ -67,7 +67,7 @@ def test_forest_is_paired_against_the_mean_profile_argmax_stage_by_stage():
 
 
 def test_a_difference_the_same_in_every_pair_gets_no_p():
-    from runner.report import paired_cells
+    from emoref.reports import paired_cells
     assert paired_cells([0.72, 0.70], [0.70, 0.68]) == ["+2.00", "- (the same in every pair)"]
     assert paired_cells([0.70, 0.68], [0.70, 0.68]) == ["+0.00", "1.0000"]  # no difference at all
     assert paired_cells([0.73, 0.70, 0.71], [0.70, 0.68, 0.70])[1] == (
@@ -75,7 +75,7 @@ def test_a_difference_the_same_in_every_pair_gets_no_p():
 
 
 def test_wall_times_come_from_a_studys_times_log_every_seed_once(tmp_path):
-    from runner.report import logged_walls
+    from studies.progress import logged_walls
     (tmp_path / "times.log").write_text(
         "2026-12-01 09:24:25 reference 156 s: python -m runner.train reference --seeds 5\n"
         "2026-12-01 10:38:19 epr_paper seed0 3844 s: python -m runner.train epr seed=0\n"
@@ -117,7 +117,7 @@ def test_epr_rows_pair_the_mean_profile_argmax_apart_from_the_forest():
 def test_paired_p_is_undefined_without_spread_and_one_without_difference():
     import math
 
-    from emoref.sweep import p_text, paired_p
+    from emoref.reports import p_text, paired_p
     # the same one-utterance step in both pairs, from different numerators (float rounding)
     a, b = [380 / 535, 390 / 535], [370 / 535, 380 / 535]
     assert math.isnan(paired_p(a, b)) and p_text(paired_p(a, b)) == "-"
@@ -129,7 +129,7 @@ def test_paired_p_is_undefined_without_spread_and_one_without_difference():
 
 
 def test_epr_stage_figure_draws_each_rows_mean_and_spread_forest_and_argmax_per_kind(tmp_path):
-    from runner.report import epr_stage_figure, epr_stage_figures
+    from emoref.reports import epr_stage_figure, epr_stage_figures
 
     def seed(forest: list[float], argmax: list[float]) -> dict[str, float]:
         row = stages(forest, forest)
@@ -168,7 +168,7 @@ def test_epr_stage_figure_draws_each_rows_mean_and_spread_forest_and_argmax_per_
 
 
 def test_each_rows_seeds_are_grouped_by_the_code_that_ran(tmp_path):
-    from runner.report import code_that_ran
+    from emoref.reports import code_that_ran
 
     def seed(row: str, k: int, provenance: str | None) -> None:
         folder = tmp_path / row / f"seed{k}"
@@ -197,7 +197,7 @@ def test_seeds_in_flight_say_how_far_they_got(tmp_path):
     """A state runner.train --state-dir keeps in <folder>/in_flight: the report says where its
     last report was, its attempt, code and the seconds its study counted so far."""
     from emoref.ray_train import write_state_file
-    from runner.report import in_flight
+    from studies.progress import in_flight
 
     assert in_flight(tmp_path) == ""
     folder = tmp_path / "in_flight" / "epr_nested" / "seed1"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from runner.report import report
+from emoref.reports import folder_report as report
 
 ARCHIVE = Path(__file__).resolve().parents[1] / "studies" / "results" / "epr"
 ROW = re.compile(r"epr(?P<soft>_soft)?_(?P<protocol>paper|in_sample|nested)"

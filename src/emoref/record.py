@@ -29,7 +29,7 @@ import numpy as np
 
 from emoref.config import RunConfig, as_overrides
 from emoref.provenance import code_digest, git_sha
-from emoref.summary import CV_COLUMNS, markdown_table, seed_metrics, stage_table, write_csv
+from emoref.summary import seed_metrics, write_csv
 
 OBJECTIVE = "dev_ua"  # what selects an epoch and what Optuna maximises. Never D3, never a test fold.
 
@@ -101,38 +101,6 @@ def reading(method: str) -> Reading:
     base = next((m for m in sorted(READINGS, key=len, reverse=True)
                  if method.startswith((m + "_", m + "-"))), None)
     return READINGS[base] if base else IPR_FAMILY
-
-
-def vgg_name(labels: str) -> str:
-    """EPR's network as the paper's tables name it: VGG* when trained on mixed (soft) labels."""
-    return "VGG*" if labels == "mixed" else "VGG"
-
-
-def results_tables(summaries: Mapping[str, Mapping[str, Mapping[str, float]]],
-                   epr: Mapping[str, Any]) -> list[str]:
-    """The results tables of rows' summaries (summary.aggregate of their seeds), each row in the
-    table its Reading names: the ambiguity split's (D3 at the dev-selected epoch), the reference on
-    folds alone, and one stage table per EPR row (`epr`: each such row's EPRConfig), with the
-    reference on the same folds first."""
-    tables = []
-    family = {m: s for m, s in summaries.items() if reading(m).table == "ambiguity"}
-    if family:
-        tables.append("D3 at the dev-selected epoch; D2 agreement at the last epoch (percent):\n"
-                      + markdown_table(family))
-    stages = [m for m in summaries if reading(m).table == "stages"]
-    folds = {m: s for m, s in summaries.items() if reading(m).table == "folds"}
-    if folds and not stages:
-        tables.append("Utterance WA/UA/F1 over all test folds (percent):\n"
-                      + markdown_table(folds, CV_COLUMNS))
-    for row in stages:
-        e = epr[row]
-        forest = ", forests fitted on the fold network's profiles" if (
-            e.forest_fit == "fold_network" and e.protocol != "in_sample") else ""
-        tables.append(f"{row} ({e.labels} labels, protocol {e.protocol}{forest}), utterance "
-                      "WA/UA/F1 over all folds (percent):\n"
-                      + stage_table(summaries[row], e.depth, vgg_name(e.labels),
-                                    reference=summaries.get("reference_cv")))
-    return tables
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +33,10 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from emoref.config import (ConfigError, RunConfig, apply_overrides, as_overrides, field_type,
-                           flatten, from_overrides, value_text)
+                           flatten, value_text)
 from emoref.provenance import code_digest, git_sha
 from emoref.record import finished_seeds, outcome
-from emoref.summary import mean_std, pm, write_csv
+from emoref.summary import mean_std
 
 KINDS = ("uniform", "loguniform", "int", "logint", "choice")
 
@@ -297,185 +296,5 @@ def baseline_outcomes(folder: Path) -> dict[str, dict[int, dict[str, float]]]:
     return out
 
 
-# ----------------------------------------------------------------------------------------------------
-# The report
-# ----------------------------------------------------------------------------------------------------
-
-def paired_p(a: Sequence[float], b: Sequence[float]) -> float:
-    """Two-sided paired t-test over seeds (the same seeds, the same split): p-value, NaN when it
-    is undefined (fewer than two pairs, or the same nonzero difference in every pair), 1 when
-    every difference is zero. With five seeds a signed-rank
-    test cannot go below p = 0.0625, so it could never mark p < 0.05; the t-test can."""
-    from scipy import stats
-    if len(a) < 2:
-        return math.nan
-    diffs = [x - y for x, y in zip(a, b)]
-    # Equal up to float rounding (WA moves in steps of one utterance, and 380/535 - 370/535 need
-    # not equal 390/535 - 380/535 to the last bit): no spread, so no t. No difference at all is
-    # p 1; the same nonzero difference in every pair (two seeds can give it) has no p, not the
-    # 0 that the t-test's infinite t would claim.
-    if max(diffs) - min(diffs) <= 1e-9:
-        return 1.0 if max(map(abs, diffs)) <= 1e-9 else math.nan
-    return float(stats.ttest_rel(a, b).pvalue)
-
-
-def p_text(p: float) -> str:
-    """A paired test's p for a table: four decimals, marked when below 0.05; "-" when undefined."""
-    return "-" if math.isnan(p) else f"{p:.4f}{' (< 0.05)' if p < 0.05 else ''}"
-
-
-TRAIN_DATA = {"baseline": "D1", "baseline_star": "D1 and unlabelled D2",
-              "ipr": "D1 and unlabelled D2", "supervised": "labelled D1 and D2",
-              "reference": "D1 (openSMILE + LR)",
-              "reference_supervised": "labelled D1 and D2 (openSMILE + LR)"}
-# The classical reference rows (methods/reference.py) a sweep computes before its first trial.
+# The classical reference rows' names (every table carries them).
 REFERENCES = ("reference", "reference_supervised", "reference_cv")
-
-
-def table3(best: Configuration, baselines: Mapping[str, Mapping[int, dict[str, float]]]) -> str:
-    """The IPR paper's Table 3 layout: method, training data, D3 accuracy (the paper's Acc) and
-    UA, mean ± std over the shared seeds; * marks p < 0.05 against baseline, † against both
-    baseline and baseline* (paired t-tests over seeds)."""
-    rows = {**{m: dict(s) for m, s in baselines.items()}, "ipr": best.seeds}
-    seeds = sorted(set.intersection(*(set(s) for s in rows.values())))
-    order = [m for m in ("reference", "baseline", "baseline_star", "ipr", "supervised",
-                         "reference_supervised") if m in rows]
-    lines = ["| Method | Train | D3 Acc (%) | D3 UA (%) | seeds |", "|---|---|---|---|---|"]
-    for method in order:
-        marks = {}
-        for metric in ("test_wa", "test_ua"):
-            values = [rows[method][s][metric] for s in seeds]
-            p = {other: paired_p(values, [rows[other][s][metric] for s in seeds])
-                 for other in ("baseline", "baseline_star") if other in rows and other != method}
-            significant = {o for o, v in p.items() if v < 0.05}
-            marks[metric] = ("†" if {"baseline", "baseline_star"} <= significant else
-                             "*" if "baseline" in significant else "")
-        cells = [pm(*mean_std([rows[method][s][m] for s in seeds])) + marks[m]
-                 for m in ("test_wa", "test_ua")]
-        name = "baseline*" if method == "baseline_star" else method
-        lines.append(f"| {name} | {TRAIN_DATA[method]} | " + " | ".join(cells)
-                     + f" | {len(seeds)} |")
-    return "\n".join(lines)
-
-
-def paired_tests(best: Configuration, others: Mapping[str, Mapping[int, dict[str, float]]]
-                 ) -> list[dict[str, Any]]:
-    """One row per (other, metric): mean difference best - other over shared seeds and p."""
-    out = []
-    for name, seeds in others.items():
-        shared = sorted(set(seeds) & set(best.seeds))
-        for metric in ("test_wa", "test_ua", "test_f1"):
-            a = [best.seeds[s][metric] for s in shared]
-            b = [seeds[s][metric] for s in shared]
-            diff = mean_std([x - y for x, y in zip(a, b)])[0]
-            out.append({"against": name, "metric": metric[5:], "seeds": len(shared),
-                        "difference": diff, "p": paired_p(a, b)})
-    return out
-
-
-def epr_stage1(best: Configuration) -> dict[int, dict[str, float]]:
-    """EPR's own baseline: the plain VGG (stage 1) of the same runs, as outcome-shaped rows."""
-    return {s: {f"test_{m}": row[f"final.stage1_{m}"] for m in ("wa", "ua", "f1")}
-            for s, row in best.seeds.items()}
-
-
-def objective_check(configs: Sequence[Configuration], seeds: int, test: str) -> str:
-    """Does the objective rank configurations the way the held-out numbers do? Spearman's rho
-    between mean dev UA and mean test UA over the configurations with all seeds. Reported, never
-    optimised: a small or unrepresentative dev part shows here as a rho near zero or below, and
-    then the best configuration by dev is no better on D3 than a typical one."""
-    from scipy import stats
-    done = [c for c in configs if len(c.seeds) >= seeds]
-    if len(done) < 3:
-        return f"Objective against {test} UA: fewer than 3 configurations with all seeds."
-    dev = [c.stat("dev")[0] for c in done]
-    held = [c.stat("test_ua")[0] for c in done]
-    rho, p = stats.spearmanr(dev, held)
-    return (f"Objective against {test} UA over the {len(done)} configurations with all seeds: "
-            f"Spearman rho {rho:+.2f} (p {p:.3f}); the best by dev UA has {test} UA "
-            f"{100 * held[0]:.2f}, the median configuration {100 * statistics.median(held):.2f}.")
-
-
-def write_report(folder: str | Path, top: int = 10) -> str:
-    """Writes report.md, report.csv and best.txt into the sweep folder; returns the Markdown."""
-    folder = Path(folder)
-    record, configs = read_sweep(folder)
-    if not configs:
-        raise ConfigError(f"{folder}: no configuration has a finished seed yet")
-    method, keys = record["method"], list(record["space"])
-    test = "D3" if method != "epr" else "CV"  # CV: every utterance scored by its own test fold
-    complete = sum(len(c.seeds) >= record["seeds"] for c in configs)
-    lines = [f"# Sweep {folder.name}: {method} on {record['corpus']}",
-             "",
-             f"{len(configs)} configuration(s) with finished seeds, {complete} with all "
-             f"{record['seeds']}; split {record['split_hash']}; code {record['git_sha']}.",
-             f"Objective (Optuna, maximised): {record['objective']}. "
-             + ("D3 never steers" if method != "epr" else "The test folds (CV columns) never "
-                "steer") + " the search: their numbers are reported, not optimised. "
-             + caveat(method, from_overrides(record["base_config"]), record["space"]),
-             "", "## Top configurations (mean ± std over seeds, percent)", "",
-             "| rank | trial | seeds | dev UA | " + " | ".join(f"{test} {m}" for m in
-                                                             ("WA", "UA", "F1")) + " | "
-             + " | ".join(keys) + " |",
-             "|---" * (7 + len(keys)) + "|"]
-    for rank, c in enumerate(configs[:top], 1):
-        lines.append(f"| {rank} | {c.trial} | {len(c.seeds)} | {pm(*c.stat('dev'))} | "
-                     + " | ".join(pm(*c.stat(f"test_{m}")) for m in ("wa", "ua", "f1")) + " | "
-                     + " | ".join(_short(c.params.get(k)) for k in keys) + " |")
-    lines += ["", objective_check(configs, record["seeds"], test)]
-    rows_csv = []
-    for c in configs:
-        row = {"trial": c.trial, "seeds": len(c.seeds)}
-        for key in ("dev", "test_wa", "test_ua", "test_f1"):
-            row[f"{key}_mean"], row[f"{key}_std"] = c.stat(key)
-        row.update({f"param.{k}": c.params.get(k) for k in keys})
-        rows_csv.append(row)
-    write_csv(folder / "report.csv", rows_csv)
-    best = configs[0]  # read_sweep's order: all seeds finished first, then best objective
-    best_config = apply_params(from_overrides(record["base_config"]), best.params)
-    (folder / "best.txt").write_text(
-        f"# Best configuration of sweep {folder.name} (trial {best.trial}): mean dev UA "
-        f"{pm(*best.stat('dev'))} over {len(best.seeds)} seed(s).\n"
-        f"# Rerun: python -m runner.train {method} --config <this file> --seeds "
-        f"{record['seeds']}\n" + "\n".join(as_overrides(best_config)) + "\n")
-    failed = sorted((folder / "trials").glob("*/failed.txt"))
-    if failed:
-        lines += ["", f"{len(failed)} configuration(s) failed (a diverged seed ends its "
-                  "configuration; Optuna was told the worst score):", ""]
-        lines += [f"- {path.parent.name}: {path.read_text().strip()}" for path in failed]
-    lines += ["", f"Best: trial {best.trial} ({len(best.seeds)} seeds), written to best.txt:",
-              "", *[f"    {k}={value_text(best.params[k])}" for k in keys if k in best.params]]
-    # ---- Paired tests over seeds on the same split
-    others = baseline_outcomes(folder)
-    if method == "epr":
-        others = {"VGG (stage 1)": epr_stage1(best), **others}
-    if any(r in others for r in REFERENCES):
-        lines += ["", "## Classical reference (openSMILE functionals + logistic regression, the "
-                  "same split and seeds)", "",
-                  f"| row | train | {test} WA | {test} UA | {test} F1 |", "|---|---|---|---|---|"]
-        for name in REFERENCES:
-            if name in others:
-                rows = list(others[name].values())
-                lines.append(f"| {name} | {TRAIN_DATA.get(name, 'training folds')} | " + " | ".join(
-                    pm(*mean_std([r[f"test_{m}"] for r in rows])) for m in ("wa", "ua", "f1"))
-                    + " |")
-    if others:
-        lines += ["", f"## Paired t-tests over seeds: best {method} against each baseline", "",
-                  "| against | metric | seeds | difference (points) | p |", "|---|---|---|---|---|"]
-        for t in paired_tests(best, others):
-            lines.append(f"| {t['against']} | {test} {t['metric'].upper()} | {t['seeds']} | "
-                         f"{t['difference'] * 100:+.2f} | {p_text(t['p'])} |")
-    if method == "ipr" and others:
-        lines += ["", "## In the layout of the IPR paper's Table 3", "",
-                  table3(best, others), "",
-                  "\\* p < 0.05 against baseline; † p < 0.05 against baseline and baseline* "
-                  "(paired t-tests over seeds)."]
-    text = "\n".join(lines) + "\n"
-    (folder / "report.md").write_text(text)
-    return text
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "-" if value is None else str(value)

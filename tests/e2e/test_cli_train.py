@@ -175,16 +175,16 @@ def test_train_epr_through_the_cli(tmp_path, smoke_cache, capsys):
     # The report: the protocol in the stage table's title, the last stage against stage 1 paired
     # over seeds, and a row whose seeds ran under different protocols refused, not averaged.
     import shutil
-    from runner import report
+    from emoref.config import ConfigError
+    from emoref.reports import folder_report
     shutil.copytree(seed0, seed0.parent / "seed1")
-    text = report.report(tmp_path / "out")
+    text = folder_report(tmp_path / "out")
     assert "epr (mixed labels, protocol paper)" in text
     assert "epr: stage 2 minus stage 1, paired over 2 seeds" in text
     config = seed0.parent / "seed1" / "config.txt"
     config.write_text(config.read_text().replace("epr.protocol=paper", "epr.protocol=in_sample"))
-    with pytest.raises(SystemExit):
-        report.report(tmp_path / "out")
-    assert "mix EPR settings" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="mix EPR settings"):  # raised; runner.report exits 2
+        folder_report(tmp_path / "out")
 
 
 def test_report_rebuilds_the_summary_from_the_run_folder(trained):

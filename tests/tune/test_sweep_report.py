@@ -2,7 +2,8 @@
 
 
 def test_the_report_says_how_the_objective_ranks_against_held_out_numbers():
-    from emoref.sweep import Configuration, objective_check
+    from emoref.reports import objective_check
+    from emoref.sweep import Configuration
 
     def config(trial, dev, test_ua):
         return Configuration(trial, {}, {s: {"dev": dev + d, "test_ua": test_ua + d}
