@@ -31,6 +31,7 @@ def _require(ok: bool, key: str, expected: str, value: Any) -> None:
 # ----------------------------------------------------------------------------------------------------
 
 CORPORA = ("synthetic", "emodb", "iemocap", "savee", "casia", "ravdess", "cremad", "csv")
+CREMAD_VOTES = ("voice", "face", "audiovisual", "all")  # corpus.cremad_votes
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,10 @@ class CorpusConfig:
     merge: tuple[str, ...] = ()
     on_bad_audio: str = "error"  # error: stop at a missing/corrupt/empty file; skip: drop it and list it
     include_self_ratings: bool = False  # IEMOCAP: count the actors' self-ratings (C-F*, C-M*) as raters
+    # CREMA-D: whose votes (processedResults/tabulatedVotes.csv holds one row per clip and stimulus
+    # type, the row id's first digit: 1 voice only, 2 face only, 3 audio-visual). A speech model's
+    # agreement and votes are the voice-only raters'; "all" sums the three.
+    cremad_votes: str = "voice"
     # Decoded audio, features and the synthetic corpus live here. Default: $EMOREF_CACHE_DIR (the
     # cluster files set it to the shared filesystem, /shared/cache), else ~/.cache/emoref.
     cache_dir: str = field(default_factory=lambda: os.environ.get("EMOREF_CACHE_DIR",
@@ -85,6 +90,8 @@ class CorpusConfig:
 
     def __post_init__(self) -> None:
         _require(self.name in CORPORA, "name", f"one of {CORPORA}", self.name)
+        _require(self.cremad_votes in CREMAD_VOTES, "cremad_votes", f"one of {CREMAD_VOTES}",
+                 self.cremad_votes)
         _require(self.on_bad_audio in ("error", "skip"), "on_bad_audio", "'error' or 'skip'",
                  self.on_bad_audio)
         for pair in self.merge:

@@ -206,21 +206,44 @@ def test_ravdess(tmp_path, tone):
         load_manifest(corpus("ravdess", tmp_path))
 
 
+HEADER = ('"","A","D","F","H","N","S","fileName","numResponses","agreement","emoVote",'
+          '"meanEmoResp"\n')
+
+
 def test_cremad_with_and_without_votes(tmp_path, tone):
     for name in ("1001_DFA_ANG_XX", "1002_IEO_HAP_HI"):
         tone(tmp_path / "AudioWAV" / f"{name}.wav")
     no_votes = load_manifest(corpus("cremad", tmp_path)).by_id()
     assert no_votes["1001_DFA_ANG_XX"].agreement is None
     (tmp_path / "processedResults").mkdir()
+    # The release's format: quoted header with "" for the id, quoted ids and names, one row per
+    # clip and stimulus type (the id's first digit: 1 voice, 2 face, 3 audio-visual).
     (tmp_path / "processedResults" / "tabulatedVotes.csv").write_text(
-        ",A,D,F,H,N,S,fileName,numResponses,agreement,emoVote\n"
-        "1,7,1,0,0,2,0,1001_DFA_ANG_XX,10,0.7,A\n"
-        "2,0,0,0,4,6,0,1002_IEO_HAP_HI,10,0.6,N\n")
-    by_id = load_manifest(corpus("cremad", tmp_path)).by_id()
-    assert by_id["1001_DFA_ANG_XX"].agreement == pytest.approx(0.7)
+        HEADER +
+        '"100001",7,1,0,0,2,0,"1001_DFA_ANG_XX",10,0.7,"A",71.7\n'
+        '"100002",0,0,0,4,6,0,"1002_IEO_HAP_HI",10,0.6,"N",62\n'
+        '"200001",1,0,0,0,9,0,"1001_DFA_ANG_XX",10,0.9,"N",50\n'
+        '"200002",0,0,0,9,1,0,"1002_IEO_HAP_HI",10,0.9,"H",62\n'
+        '"300001",10,0,0,0,0,0,"1001_DFA_ANG_XX",10,1,"A",80\n'
+        '"300002",0,0,0,8,2,0,"1002_IEO_HAP_HI",10,0.8,"H",62\n')
+    manifest = load_manifest(corpus("cremad", tmp_path))
+    by_id = manifest.by_id()
+    assert by_id["1001_DFA_ANG_XX"].agreement == pytest.approx(0.7)  # the voice-only row
     assert by_id["1002_IEO_HAP_HI"].label == "happiness"
     assert by_id["1002_IEO_HAP_HI"].agreement == pytest.approx(0.4)
+    assert by_id["1002_IEO_HAP_HI"].n_raters == 10
     assert by_id["1001_DFA_ANG_XX"].speaker == "1001"
+    assert manifest.votes_from == "voice"
+    face = load_manifest(corpus("cremad", tmp_path, "corpus.cremad_votes=face")).by_id()
+    assert face["1002_IEO_HAP_HI"].agreement == pytest.approx(0.9)
+    both = load_manifest(corpus("cremad", tmp_path, "corpus.cremad_votes=all")).by_id()
+    assert both["1001_DFA_ANG_XX"].agreement == pytest.approx((7 + 1 + 10) / 30)
+    assert both["1001_DFA_ANG_XX"].n_raters == 30
+    (tmp_path / "processedResults" / "tabulatedVotes.csv").write_text(
+        HEADER + '"900001",7,1,0,0,2,0,"1001_DFA_ANG_XX",10,0.7,"A",71.7\n')
+    with pytest.raises(DataError, match=r"tabulatedVotes.csv:2: the row id '900001' does not "
+                                        r"start with a stimulus type"):
+        load_manifest(corpus("cremad", tmp_path))
     (tmp_path / "processedResults" / "tabulatedVotes.csv").write_text("A,D,fileName\n1,2,x\n")
     with pytest.raises(DataError, match=r"tabulatedVotes.csv: missing columns"):
         load_manifest(corpus("cremad", tmp_path))

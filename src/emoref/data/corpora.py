@@ -349,20 +349,38 @@ CREMAD_VOTE_COLUMNS = {"A": "anger", "D": "disgust", "F": "fear", "H": "happines
 _CREMAD_NAME = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})$")
 
 
-def _cremad_votes(path: Path) -> dict[str, tuple[Counter[str], int]]:
-    """{file name: (vote counts, responses)} from processedResults/tabulatedVotes.csv.
+# The row id's first digit in tabulatedVotes.csv: what the raters were shown (the release's
+# queryType). corpus.cremad_votes picks one, or "all".
+CREMAD_STIMULI = {"1": "voice", "2": "face", "3": "audiovisual"}
 
-    Rows naming the same file are summed (the table may hold one row per rating modality).
+
+def _cremad_votes(path: Path, stimulus: str) -> dict[str, tuple[Counter[str], int]]:
+    """{file name: (vote counts, responses)} from processedResults/tabulatedVotes.csv, as the
+    release writes it (a header of quoted names, the first "" for the row id; one row per clip
+    and stimulus type):
+
+        "","A","D","F","H","N","S","fileName","numResponses","agreement","emoVote",...
+        "100001",0,0,0,1,10,0,"1001_IEO_NEU_XX",11,0.909090909090909,"N",...
+
+    Only the rows of `stimulus` (voice, face, audiovisual) are read; "all" sums a clip's rows.
     """
     table: dict[str, tuple[Counter[str], int]] = {}
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
+        fields = reader.fieldnames or []
         missing = [c for c in (*CREMAD_VOTE_COLUMNS, "fileName", "numResponses")
-                   if c not in (reader.fieldnames or [])]
+                   if c not in fields]
         if missing:
             raise DataError(f"{path}: missing columns {missing}; expected A,D,F,H,N,S,fileName,"
                             f"numResponses")
         for number, row in enumerate(reader, start=2):
+            kind = CREMAD_STIMULI.get(str(row[fields[0]]).strip()[:1])
+            if kind is None:
+                raise DataError(f"{path}:{number}: the row id {row[fields[0]]!r} does not start "
+                                f"with a stimulus type {sorted(CREMAD_STIMULI)} (1 voice, 2 "
+                                "face, 3 audio-visual)")
+            if stimulus not in ("all", kind):
+                continue
             try:
                 counts = Counter({CREMAD_VOTE_COLUMNS[c]: int(float(row[c]))
                                   for c in CREMAD_VOTE_COLUMNS})
@@ -381,7 +399,7 @@ def load_cremad(config: CorpusConfig, check: _AudioCheck) -> list[Utterance]:
     if not paths:
         raise _no_audio(root, "AudioWAV/1001_DFA_ANG_XX.wav")
     votes_file = root / "processedResults" / "tabulatedVotes.csv"
-    votes = _cremad_votes(votes_file) if votes_file.is_file() else {}
+    votes = _cremad_votes(votes_file, config.cremad_votes) if votes_file.is_file() else {}
     fold = dict(pair.split(":") for pair in config.merge)
     out = []
     for path in paths:
@@ -484,4 +502,5 @@ def load_manifest(config: CorpusConfig) -> Manifest:
     if not kept:
         raise DataError(f"{config.name}: no utterance has a label among {config.classes}")
     return Manifest(corpus=config.name, classes=classes, utterances=kept,
+                    votes_from=config.cremad_votes if config.name == "cremad" else "",
                     skipped=tuple(check.skipped))

@@ -46,6 +46,7 @@ class Manifest:
     classes: tuple[str, ...]  # class-index order used by every model trained on this manifest
     utterances: tuple[Utterance, ...]
     skipped: tuple[str, ...] = field(default=())  # "path: reason" for files dropped by on_bad_audio=skip
+    votes_from: str = ""  # whose votes, where a corpus has several kinds (CREMA-D: corpus.cremad_votes)
 
     def __post_init__(self) -> None:
         ids = Counter(u.id for u in self.utterances)

@@ -43,6 +43,7 @@ class AmbiguitySplit:
     d3: tuple[Utterance, ...]  # most ambiguous, labelled: test only
     excluded: tuple[Utterance, ...]  # below the lowest threshold, or between size bands
     rules: tuple[str, ...] = ("majority",)  # split.ambiguity: how the utterances were ranked
+    votes_from: str = ""  # whose votes gave the agreement, where a corpus has several (CREMA-D)
     # by=sizes / rank: per tier, how many members the seeded hash decided (a non-member with the
     # same score under every rule could have taken their place); () for thresholds
     tiebreak: tuple[tuple[str, int], ...] = ()
@@ -52,6 +53,7 @@ class AmbiguitySplit:
         """The members' hash; it names the ranking rules too, unless they are the plain reading
         (majority share alone), so that a split recorded before the rules existed keeps its hash."""
         named = [] if self.rules == ("majority",) else [(f"rules {','.join(self.rules)}", ())]
+        named += [(f"votes {self.votes_from}", ())] if self.votes_from else []
         return members_hash([("d1", self.d1), ("d2", self.d2), ("dev", self.dev), ("d3", self.d3),
                              *named])
 
@@ -243,7 +245,7 @@ def ambiguity_split(manifest: Manifest, config: SplitConfig) -> AmbiguitySplit:
 
     return AmbiguitySplit(classes=manifest.classes, d1=ordered(d1), d2=ordered(d2), dev=ordered(dev),
                           d3=ordered(d3), excluded=ordered(excluded), rules=rules,
-                          tiebreak=tiebreak)
+                          votes_from=manifest.votes_from, tiebreak=tiebreak)
 
 
 def ranked_within_classes(manifest: Manifest, config: SplitConfig, ranked: list[Utterance]

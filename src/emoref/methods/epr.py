@@ -211,204 +211,279 @@ def figure_ids(split: KFoldSplit, config: RunConfig) -> list[str]:
 
 def fit(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runtime = LOCAL
         ) -> Result:
-    epr, classes, n_classes = config.epr, split.classes, len(split.classes)
-    at = layout(split)
-    utterances, position, labels, speakers = at.utterances, at.position, at.labels, at.speakers
-    tests, trains, home = at.tests, at.trains, at.home
-    if epr.protocol == "paper" and (home < 0).any():
+    """EPR over the split's folds: stage by stage, every network of the protocol's plan, then each
+    fold's forest; a restarted worker group resumes where its checkpoint left off."""
+    run = prepare(config, split, reporter, runtime)
+    progress = Progress.resumed(run, runtime.resume) or Progress.start(run)
+    for stage in range(progress.stage, config.epr.depth + 1):
+        progress.stage = stage
+        train_networks(run, progress)  # ---- stage 1 on the labels, then the refinery (Eq. 4)
+        decide(run, progress)          # ---- each fold's forest over the stage's profiles
+        progress.next_stage(run)
+    return evaluate(run, progress)     # ---- every utterance predicted once (Tables 2-4)
+
+
+@dataclass(frozen=True, eq=False)
+class Run:
+    """What every stage of one fit shares, set up once: the layout, the segments, the networks
+    of the protocol's plan with their early-stopping shares, the stage-1 store."""
+
+    config: RunConfig
+    split: KFoldSplit
+    reporter: Reporter
+    runtime: Runtime
+    at: Layout
+    bank: SegmentBank
+    onehot: torch.Tensor  # (S, K) each segment's utterance label
+    jobs: list[Job]
+    # per job: (fit utterances, early-stopping utterances, their segments, input standardisation)
+    held: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Any]]
+    outer: dict[int, int]  # fold -> the job of the fold's own network
+    chains: list[int]
+    figures: list[str]  # utterance ids whose profiles are drawn
+    store: Stage1Store | None
+    own_fit: bool  # epr.forest_fit=fold_network: forests fit the fold network's own profiles
+
+    def empty(self) -> dict[int, torch.Tensor]:
+        """A profile table per chain, (S, K), NaN until a network fills its rows."""
+        return {c: torch.full((len(self.bank.starts), len(self.split.classes)), float("nan"))
+                for c in self.chains}
+
+    def empty_own(self) -> dict[int, torch.Tensor]:
+        return {k: torch.full((len(self.bank.starts), len(self.split.classes)), float("nan"))
+                for k in self.outer} if self.own_fit else {}
+
+
+def prepare(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runtime) -> Run:
+    epr, at = config.epr, layout(split)
+    if epr.protocol == "paper" and (at.home < 0).any():
         raise ConfigError("epr.protocol=paper cross-fits every training utterance's profile, so "
                          "the test folds must cover the corpus; this split's folds leave "
-                         f"{int((home < 0).sum())} utterances out (use nested or in_sample)")
+                         f"{int((at.home < 0).sum())} utterances out (use nested or in_sample)")
     # Log-Mel frames from the feature cache every trial, seed and fold shares (epr.cache).
-    bank = bank_from_frames(logmel_frames(utterances, config, cache=epr.cache), config.audio)
-    onehot = F.one_hot(torch.from_numpy(labels[bank.owner]), n_classes).float()  # (S, K)
-    jobs = plan(epr.protocol, tests, trains, lambda k: inner_parts(
-        trains[k], labels, speakers, epr.inner_folds, split.by,
+    bank = bank_from_frames(logmel_frames(at.utterances, config, cache=epr.cache), config.audio)
+    onehot = F.one_hot(torch.from_numpy(at.labels[bank.owner]), len(split.classes)).float()
+    jobs = plan(epr.protocol, at.tests, at.trains, lambda k: inner_parts(
+        at.trains[k], at.labels, at.speakers, epr.inner_folds, split.by,
         np.random.default_rng([config.seed, split.folds[k].index, 1])))
     # Per network: its early-stopping share (whole utterances; the fold's network holds out the
     # same utterances at every stage, and those score the dev forest) and input standardisation.
     held = []
     for job in jobs:
         fit_utts, val_utts = early_stopping_share(config, split.folds[job.fold].index, job.train,
-                                                  labels, job.inner)
+                                                  at.labels, job.inner)
         fit_segs, val_segs = bank.of(fit_utts), bank.of(val_utts)
         held.append((fit_utts, val_utts, fit_segs, val_segs, normaliser(bank, fit_segs)))
-    outer = {job.fold: j for j, job in enumerate(jobs) if job.inner < 0}
-    chains = sorted({job.chain for job in jobs})
-    predicted = np.full((epr.depth, len(utterances)), -1)
-    # The same utterances decided without the forest: the argmax of the mean emotion profile over
-    # the utterance's segments, from the profiles the forest reads for it. Not the paper's decision;
-    # kept beside it (argmax_stage<t>_wa/ua, table.csv) to measure what the forest adds under each
-    # protocol, a question the paper's text leaves open.
-    argmax = np.full_like(predicted, -1)
-    # Dev UA per (stage, fold): the model-selection signal sweeps optimise (see below).
-    dev = np.full((epr.depth, len(split.folds)), np.nan)
-    drawn = figure_ids(split, config)
-    figure_profiles: dict[str, list[list[list[float]]]] = {u: [] for u in drawn}
+    return Run(config, split, reporter, runtime, at, bank, onehot, jobs, held,
+               {job.fold: j for j, job in enumerate(jobs) if job.inner < 0},
+               sorted({job.chain for job in jobs}), figure_ids(split, config),
+               Stage1Store(config, bank, runtime) if epr.reuse_stage1 else None,
+               epr.forest_fit == "fold_network" and epr.protocol != "in_sample")
 
-    def empty() -> dict[int, torch.Tensor]:
-        return {c: torch.full((len(bank.starts), n_classes), float("nan")) for c in chains}
 
-    # epr.forest_fit=fold_network: each fold network's own profiles of its training utterances,
-    # which its forests fit on (by fold; under in_sample they are its chain's table already).
-    own_fit = epr.forest_fit == "fold_network" and epr.protocol != "in_sample"
+@dataclass
+class Progress:
+    """Where a fit stands: everything a restarted worker group resumes from. Its checkpoint
+    holds `state()`, a plain dict of tensors (read with weights_only=True)."""
 
-    def empty_own() -> dict[int, torch.Tensor]:
-        return {k: torch.full((len(bank.starts), n_classes), float("nan"))
-                for k in outer} if own_fit else {}
+    stage: int  # the stage in hand, 1-based
+    job: int  # the stage's next network; len(jobs) once its forests are done
+    network: dict[str, Any] | None  # a network's state mid-training (train_network resumes it)
+    previous: dict[int, torch.Tensor]  # stage t - 1's profiles, per chain
+    tables: dict[int, torch.Tensor]  # stage t's profiles so far, per chain
+    own: dict[int, torch.Tensor]  # forest_fit=fold_network: each fold network's own profiles
+    figure_profiles: dict[str, list[list[list[float]]]]  # drawn utterances' profiles per stage
+    predicted: np.ndarray  # (depth, U) each stage's forest decision, -1 until made
+    # The same utterances decided without the forest: the argmax of the mean emotion profile,
+    # from the profiles the forest reads for it. Not the paper's decision; kept beside it
+    # (argmax_stage<t>_wa/ua, table.csv) to measure what the forest adds under each protocol.
+    argmax: np.ndarray
+    dev: np.ndarray  # (depth, folds) dev UA, the model-selection signal sweeps optimise
+    step: int  # the reporter's next step
+    reused: int  # stage-1 networks loaded from the store, not trained
 
-    previous, tables, own = None, empty(), empty_own()  # stage t - 1's and stage t's profiles
-    store = Stage1Store(config, bank, runtime) if epr.reuse_stage1 else None
-    reused = 0  # stage-1 networks loaded from the store
-    first_stage, first_job, inner_state, step = 1, 0, None, 0
-    # A restarted worker group resumes at its checkpoint's cursor: the stage and the network
-    # (`job`; len(jobs) once the stage's forests are done) and, inside a network, its epoch.
-    saved = runtime.resume
-    if saved:
-        predicted, dev = saved["predicted"].numpy().copy(), saved["dev"].numpy().copy()
-        argmax = saved["argmax"].numpy().copy()
-        previous, tables, own = saved["previous"], saved["tables"], saved.get("own", {})
-        figure_profiles, step = saved["figure_profiles"], saved["step"]
-        first_stage, first_job, inner_state = saved["stage"], saved["job"], saved["network"]
-        reused = saved.get("reused", 0)
-        if first_job == len(jobs):
-            first_stage, first_job, previous, tables = first_stage + 1, 0, tables, empty()
-            own = empty_own()
-    for stage in range(first_stage, epr.depth + 1):
-        refined: dict[int, torch.Tensor] = {}
+    @classmethod
+    def start(cls, run: Run) -> "Progress":
+        depth, n = run.config.epr.depth, len(run.at.utterances)
+        predicted = np.full((depth, n), -1)
+        return cls(1, 0, None, None, run.empty(), run.empty_own(), {u: [] for u in run.figures},
+                   predicted, np.full_like(predicted, -1),
+                   np.full((depth, len(run.split.folds)), np.nan), 0, 0)
 
-        def cursor(job_index: int, network_state: dict[str, Any] | None) -> dict[str, Any]:
-            return {"stage": stage, "job": job_index, "network": network_state,
-                    "previous": previous, "tables": tables, "own": own,
-                    "figure_profiles": figure_profiles,
-                    "predicted": torch.from_numpy(predicted.copy()),
-                    "argmax": torch.from_numpy(argmax.copy()),
-                    "dev": torch.from_numpy(dev.copy()), "step": step + 1, "reused": reused}
+    @classmethod
+    def resumed(cls, run: Run, saved: dict[str, Any] | None) -> "Progress | None":
+        """The checkpoint's progress (a stage whose forests are done goes on with the next)."""
+        if not saved:
+            return None
+        progress = cls(saved["stage"], saved["job"], saved["network"], saved["previous"],
+                       saved["tables"], saved.get("own", {}), saved["figure_profiles"],
+                       saved["predicted"].numpy().copy(), saved["argmax"].numpy().copy(),
+                       saved["dev"].numpy().copy(), saved["step"], saved.get("reused", 0))
+        if progress.job == len(run.jobs):
+            progress.stage += 1
+            progress.next_stage(run)
+        return progress
 
-        for j in range(first_job, len(jobs)):
-            job, (fit_utts, val_utts, fit_segs, val_segs, norm) = jobs[j], held[j]
-            targets = onehot  # stage 1: the pseudo one-hot label (Sec. 2.2)
-            if stage > 1:  # ---- Refinery: labels from the previous stage's profiles (Eq. 4),
-                # computed from identical gathered profiles, rank 0's copy sent to every rank.
-                if job.chain not in refined:
-                    refined[job.chain] = runtime.broadcast(epr_math.refine_targets(
-                        previous[job.chain], onehot, bank.owner, epr.labels, epr.mix_weight))
-                targets = refined[job.chain]
-            seed = stage_seed(config.seed, split.folds[job.fold].index, stage, job.inner)
-            network = new_network(config, n_classes, seed)
-            init = fingerprint(network)
-            where = {"fold": float(split.folds[job.fold].index), "stage": float(stage),
-                     **({"inner": float(job.inner)} if job.inner >= 0 else {})}
-            # Stage 1's epochs, for the store; a network resumed mid-training gets back those
-            # its checkpoint carries, so it is stored whole too (training it again would give
-            # the same bits: tests/methods/test_epr_fit.py). Checkpoints from before they carried
-            # them have none: such a network is not stored, and a later row trains it again.
-            history: list[tuple[int, dict[str, float]]] = list(
-                inner_state["history"]) if inner_state and "history" in inner_state else []
-            whole = inner_state is None or "history" in inner_state
+    def next_stage(self, run: Run) -> None:
+        self.job, self.previous, self.tables, self.own = 0, self.tables, run.empty(), \
+            run.empty_own()
 
-            def report_epoch(epoch: int, metrics: dict[str, float],
-                             state: Callable[[], dict[str, Any]] | None, j: int = j,
-                             history: list = history) -> None:
-                nonlocal step
-                history.append((epoch, metrics))
-                # A replayed network's checkpoint resumes at its start: the store serves it again.
-                reporter(step, {**where, "stage_epoch": float(epoch), **metrics},
-                         {"init_fingerprint": init} if epoch == 0 else {},
-                         state=lambda: cursor(j, {**state(), "history": list(history)}
-                                              if state else None))
-                step += 1
+    def state(self, job: int, network: dict[str, Any] | None) -> dict[str, Any]:
+        """The checkpoint's cursor (the stage, the network `job`, its mid-training state) and
+        everything computed so far."""
+        return {"stage": self.stage, "job": job, "network": network, "previous": self.previous,
+                "tables": self.tables, "own": self.own, "figure_profiles": self.figure_profiles,
+                "predicted": torch.from_numpy(self.predicted.copy()),
+                "argmax": torch.from_numpy(self.argmax.copy()),
+                "dev": torch.from_numpy(self.dev.copy()), "step": self.step + 1,
+                "reused": self.reused}
 
-            key = store.key(seed, [utterances[i].id for i in fit_utts],
-                            [utterances[i].id for i in val_utts]) if store and stage == 1 else ""
-            stored = store.load(key) if key and inner_state is None else None
-            if stored is not None:
-                network.load_state_dict(stored["model"])
-                for epoch, metrics in stored["history"]:
-                    report_epoch(epoch, metrics, None)
-                reused += 1
-            else:
-                train_network(network, bank, fit_segs, val_segs, targets, labels[bank.owner],
-                              norm, config, report_epoch, runtime, inner_state)
-                if key and whole:
-                    store.save(key, network, history)
-            inner_state = None
-            serves = bank.of(job.serves)
-            tables[job.chain][serves] = predict_profiles(network, bank, norm, epr.batch_size,
-                                                         serves, runtime)
-            if own_fit and job.inner < 0:
-                fitted = bank.of(job.train)
-                own[job.fold][fitted] = predict_profiles(network, bank, norm, epr.batch_size,
-                                                         fitted, runtime)
-        first_job = 0
-        # ---- Utterance decision: profile statistics -> random forest (Sec. 2, 4.1), fitted on
-        # fold k's training utterances and labelling its test fold; the same inputs and seed on
-        # every rank, so the same forest everywhere. Under `paper` this is the paper's "another
-        # ten-fold cross-validation" over the cross-fitted profiles, on the same folds (so
-        # speaker-independent folds stay so).
-        features = {c: epr_math.utterance_features(tables[c].numpy(), bank.owner,
-                                                   len(utterances), epr.statistics)
-                    for c in chains}
-        means = {c: epr_math.utterance_features(tables[c].numpy(), bank.owner, len(utterances),
-                                                ("mean",)) for c in chains}
-        for k, fold in enumerate(split.folds):
-            x, (fit_utts, val_utts, *_) = features[jobs[outer[k]].chain], held[outer[k]]
-            if own_fit:  # the training utterances as the fold network itself profiles them
-                x = x.copy()
-                fitted = bank.of(trains[k])
-                x[trains[k]] = epr_math.utterance_features(
-                    own[k][fitted].numpy(), bank.owner[fitted], len(utterances),
-                    epr.statistics)[trains[k]]
-            argmax[stage - 1, tests[k]] = means[jobs[outer[k]].chain][tests[k]].argmax(1)
-            predicted[stage - 1, tests[k]] = forest_labels(
-                x, labels, trains[k], tests[k], utterances, epr.forest_trees,
-                stage_seed(config.seed, fold.index, -stage))
-            report = classification_report(labels[tests[k]], predicted[stage - 1, tests[k]],
-                                           n_classes)
-            # ---- Dev UA, the signal a sweep optimises: a second forest, fitted on the training
-            # folds minus the fold network's early-stopping utterances, scores those. Neither
-            # the test fold nor the scored utterances shaped it directly (under `paper` the
-            # profiles themselves carry the protocol's leak, see config.EPRConfig.protocol).
-            if len(val_utts):
-                dev[stage - 1, k] = classification_report(labels[val_utts], forest_labels(
-                    x, labels, fit_utts, val_utts, utterances, epr.forest_trees,
-                    stage_seed(config.seed, fold.index, -100 - stage)), n_classes)["ua"]
-            reporter(step, {"fold": float(fold.index), "stage": float(stage),
-                            "fold_wa": report["wa"], "fold_ua": report["ua"],
-                            "fold_dev_ua": float(dev[stage - 1, k])}, {},
-                     state=lambda: cursor(len(jobs), None))
-            step += 1
-        for u in drawn:  # out of sample: from the chain of the fold it is a test utterance of
-            i = position[u]
-            chain = jobs[outer[int(home[i])]].chain
-            figure_profiles[u].append(tables[chain][bank.of(np.array([i]))].tolist())
-        previous, tables, own = tables, empty(), empty_own()
-    # ---- Evaluation: every utterance predicted once, by its own fold's forest (Tables 2-4).
+
+def train_networks(run: Run, progress: Progress) -> None:
+    """The stage's networks from `progress.job` on, each on its targets (stage 1: the label copied
+    to every segment, Sec. 2.2; stage t > 1: refined from the previous stage's profiles of its
+    chain, Eq. 4), each profiling the utterances it serves into its chain's table. A stage-1
+    network another row of the seed trained is loaded from the store, its curves replayed."""
+    config, epr, stage, split = run.config, run.config.epr, progress.stage, run.split
+    refined: dict[int, torch.Tensor] = {}
+    for j in range(progress.job, len(run.jobs)):
+        job, (fit_utts, val_utts, fit_segs, val_segs, norm) = run.jobs[j], run.held[j]
+        targets = run.onehot
+        if stage > 1:  # computed from identical gathered profiles, rank 0's copy sent to all
+            if job.chain not in refined:
+                refined[job.chain] = run.runtime.broadcast(epr_math.refine_targets(
+                    progress.previous[job.chain], run.onehot, run.bank.owner, epr.labels,
+                    epr.mix_weight))
+            targets = refined[job.chain]
+        seed = stage_seed(config.seed, split.folds[job.fold].index, stage, job.inner)
+        network = new_network(config, len(split.classes), seed)
+        # Stage 1's epochs, for the store; a network resumed mid-training gets back those its
+        # checkpoint carries, so it is stored whole too (training it again would give the same
+        # bits: tests/methods/test_epr_fit.py). Checkpoints from before they carried them have
+        # none: such a network is not stored, and a later row trains it again.
+        resume = progress.network
+        history = list(resume["history"]) if resume and "history" in resume else []
+        report_epoch = epoch_reporter(run, progress, j, job, stage, fingerprint(network), history)
+        key = run.store.key(seed, [run.at.utterances[i].id for i in fit_utts],
+                            [run.at.utterances[i].id for i in val_utts]) \
+            if run.store and stage == 1 else ""
+        stored = run.store.load(key) if key and resume is None else None
+        if stored is not None:
+            network.load_state_dict(stored["model"])
+            for epoch, metrics in stored["history"]:
+                report_epoch(epoch, metrics, None)
+            progress.reused += 1
+        else:
+            train_network(network, run.bank, fit_segs, val_segs, targets,
+                          run.at.labels[run.bank.owner], norm, config, report_epoch, run.runtime,
+                          resume)
+            if key and (resume is None or "history" in resume):
+                run.store.save(key, network, history)
+        progress.network = None
+        serves = run.bank.of(job.serves)
+        progress.tables[job.chain][serves] = predict_profiles(
+            network, run.bank, norm, epr.batch_size, serves, run.runtime)
+        if run.own_fit and job.inner < 0:
+            fitted = run.bank.of(job.train)
+            progress.own[job.fold][fitted] = predict_profiles(
+                network, run.bank, norm, epr.batch_size, fitted, run.runtime)
+
+
+def epoch_reporter(run: Run, progress: Progress, j: int, job: Job, stage: int, init: float,
+                   history: list) -> Callable[..., None]:
+    """The callback train_network reports each epoch to: the reporter's row (where: fold, stage,
+    inner part) and, for a checkpoint, the cursor at this network with its state so far."""
+    where = {"fold": float(run.split.folds[job.fold].index), "stage": float(stage),
+             **({"inner": float(job.inner)} if job.inner >= 0 else {})}
+
+    def report_epoch(epoch: int, metrics: dict[str, float],
+                     state: Callable[[], dict[str, Any]] | None) -> None:
+        history.append((epoch, metrics))
+        # A replayed network's checkpoint resumes at its start: the store serves it again.
+        run.reporter(progress.step, {**where, "stage_epoch": float(epoch), **metrics},
+                     {"init_fingerprint": init} if epoch == 0 else {},
+                     state=lambda: progress.state(j, {**state(), "history": list(history)}
+                                                  if state else None))
+        progress.step += 1
+
+    return report_epoch
+
+
+def decide(run: Run, progress: Progress) -> None:
+    """Utterance decision: profile statistics -> random forest (Sec. 2, 4.1), fitted on fold k's
+    training utterances and labelling its test fold; the same inputs and seed on every rank, so
+    the same forest everywhere. Under `paper` this is the paper's "another ten-fold
+    cross-validation" over the cross-fitted profiles, on the same folds (so speaker-independent
+    folds stay so). Beside it: the argmax of the mean profile, and the dev UA."""
+    config, epr, stage, at, bank = run.config, run.config.epr, progress.stage, run.at, run.bank
+    n, n_classes = len(at.utterances), len(run.split.classes)
+    features = {c: epr_math.utterance_features(progress.tables[c].numpy(), bank.owner, n,
+                                               epr.statistics) for c in run.chains}
+    means = {c: epr_math.utterance_features(progress.tables[c].numpy(), bank.owner, n,
+                                            ("mean",)) for c in run.chains}
+    for k, fold in enumerate(run.split.folds):
+        chain = run.jobs[run.outer[k]].chain
+        x, (fit_utts, val_utts, *_) = features[chain], run.held[run.outer[k]]
+        if run.own_fit:  # the training utterances as the fold network itself profiles them
+            x = x.copy()
+            fitted = bank.of(at.trains[k])
+            x[at.trains[k]] = epr_math.utterance_features(
+                progress.own[k][fitted].numpy(), bank.owner[fitted], n,
+                epr.statistics)[at.trains[k]]
+        progress.argmax[stage - 1, at.tests[k]] = means[chain][at.tests[k]].argmax(1)
+        progress.predicted[stage - 1, at.tests[k]] = forest_labels(
+            x, at.labels, at.trains[k], at.tests[k], at.utterances, epr.forest_trees,
+            stage_seed(config.seed, fold.index, -stage))
+        report = classification_report(at.labels[at.tests[k]],
+                                       progress.predicted[stage - 1, at.tests[k]], n_classes)
+        # Dev UA, the signal a sweep optimises: a second forest, fitted on the training folds
+        # minus the fold network's early-stopping utterances, scores those. Neither the test
+        # fold nor the scored utterances shaped it directly (under `paper` the profiles
+        # themselves carry the protocol's leak, see config.EPRConfig.protocol).
+        if len(val_utts):
+            progress.dev[stage - 1, k] = classification_report(at.labels[val_utts], forest_labels(
+                x, at.labels, fit_utts, val_utts, at.utterances, epr.forest_trees,
+                stage_seed(config.seed, fold.index, -100 - stage)), n_classes)["ua"]
+        run.reporter(progress.step, {"fold": float(fold.index), "stage": float(stage),
+                                     "fold_wa": report["wa"], "fold_ua": report["ua"],
+                                     "fold_dev_ua": float(progress.dev[stage - 1, k])}, {},
+                     state=lambda: progress.state(len(run.jobs), None))
+        progress.step += 1
+    for u in run.figures:  # out of sample: from the chain of the fold it is a test utterance of
+        i = at.position[u]
+        chain = run.jobs[run.outer[int(at.home[i])]].chain
+        progress.figure_profiles[u].append(
+            progress.tables[chain][bank.of(np.array([i]))].tolist())
+
+
+def evaluate(run: Run, progress: Progress) -> Result:
+    """Every utterance predicted once, by its own fold's forest, per stage (Tables 2-4), with the
+    mean profile's argmax beside it; the dev UA a sweep optimises (never a test fold)."""
+    epr, at, n_classes = run.config.epr, run.at, len(run.split.classes)
+    predicted, argmax = progress.predicted, progress.argmax
     tested = predicted[0] >= 0  # all utterances when the folds cover the corpus
     final: dict[str, float] = {}
-    extras: dict[str, Any] = {"figure_profiles": figure_profiles}
+    extras: dict[str, Any] = {"figure_profiles": progress.figure_profiles}
     for stage in range(1, epr.depth + 1):
-        report = classification_report(labels[tested], predicted[stage - 1, tested], n_classes)
+        report = classification_report(at.labels[tested], predicted[stage - 1, tested], n_classes)
         final.update({f"stage{stage}_wa": report["wa"], f"stage{stage}_ua": report["ua"],
                       f"stage{stage}_f1": report["f1"],
-                      f"stage{stage}_dev_ua": float(np.nanmean(dev[stage - 1]))})
+                      f"stage{stage}_dev_ua": float(np.nanmean(progress.dev[stage - 1]))})
         extras[f"stage{stage}_confusion"] = report["confusion"]
-        report = classification_report(labels[tested], argmax[stage - 1, tested], n_classes)
+        report = classification_report(at.labels[tested], argmax[stage - 1, tested], n_classes)
         final.update({f"argmax_stage{stage}_wa": report["wa"],
                       f"argmax_stage{stage}_ua": report["ua"]})
-    final["dev_ua"] = final[f"stage{epr.depth}_dev_ua"]  # what a sweep optimises: never a test fold
-    final["reused_stage1_networks"] = float(reused)  # loaded from the store, not trained
-    if not (runtime.resume and runtime.resume.get("finished")):  # reported before a restart
-        reporter(step, final, extras, state=lambda: {
-            "stage": epr.depth, "job": len(jobs), "network": None, "previous": previous,
-            "tables": tables, "predicted": torch.from_numpy(predicted.copy()),
-            "argmax": torch.from_numpy(argmax.copy()),
-            "dev": torch.from_numpy(dev.copy()), "figure_profiles": figure_profiles,
-            "step": step + 1, "reused": reused, "finished": True})
-    table = [{"id": u.id, "label": u.label, "fold": split.folds[home[i]].index,
+    final["dev_ua"] = final[f"stage{epr.depth}_dev_ua"]
+    final["reused_stage1_networks"] = float(progress.reused)
+    if not (run.runtime.resume and run.runtime.resume.get("finished")):  # not reported yet
+        progress.stage = epr.depth
+        run.reporter(progress.step, final, extras,
+                     state=lambda: {**progress.state(len(run.jobs), None), "finished": True})
+    classes = run.split.classes
+    table = [{"id": u.id, "label": u.label, "fold": run.split.folds[at.home[i]].index,
               **{f"stage{t + 1}": classes[predicted[t, i]] for t in range(epr.depth)},
               **{f"argmax_stage{t + 1}": classes[argmax[t, i]] for t in range(epr.depth)}}
-             for i, u in enumerate(utterances) if tested[i]]
+             for i, u in enumerate(at.utterances) if tested[i]]
     final["epoch"] = float(epr.depth)
     return Result(method="epr", final=final, selected_epoch=epr.depth, selected=dict(final),
                   table=table)
