@@ -225,8 +225,9 @@ def side_sweeps(tmp_path_factory, smoke_cache, side_by_side):
     extra = {
         "ddp": ["--workers-per-trial", 1, "--cpus-per-trial", 0.5, "--num-samples", 1,
                 "--seeds", 1, "--name", "ddp"],
+        # gpu=false: a pretrained encoder fine-tuned on the CPU, asked for (tiny here)
         "raises": ["--num-samples", 1, "--seeds", 1, "encoder.kind=wav2vec2",
-                   "encoder.pretrained=true", f"encoder.model={broken}"],
+                   "encoder.pretrained=true", f"encoder.model={broken}", "gpu=false"],
         "diverge": ["--scheduler", "asha", "--num-samples", 4, "--seeds", 2, "--space", space,
                     "--name", "diverge"]}
     commands = {name: ["-m", "runner.tune", "ipr", *common, "--storage-path", root / "sweeps",
