@@ -205,6 +205,8 @@ def stale_ray_address(timeout_s: float = 2.0) -> str | None:
     import os
     import socket
 
+    # Private: Ray has no public API that reads the file `ray start` writes (ray.init("auto")
+    # reads it through this function).
     from ray._private.utils import read_ray_address
 
     if os.environ.get("RAY_ADDRESS"):
@@ -226,7 +228,7 @@ def cluster_address() -> str | None:
     RAY_ADDRESS=local, Ray's value for "always start a private instance")."""
     import os
 
-    from ray._private.utils import read_ray_address
+    from ray._private.utils import read_ray_address  # private: see stale_ray_address
 
     if os.environ.get("RAY_ADDRESS"):
         return None if os.environ["RAY_ADDRESS"] == "local" else os.environ["RAY_ADDRESS"]
@@ -243,7 +245,7 @@ def start_ray(echo: bool = True, local: bool = False, **init: Any) -> None:
     import sys
 
     import ray
-    from ray._common.utils import get_ray_address_file
+    from ray._common.utils import get_ray_address_file  # private, as read_ray_address above
 
     if ray.is_initialized():
         return
