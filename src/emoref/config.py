@@ -575,10 +575,9 @@ class EPRConfig:
     #   nested: cross-fitted inside the training folds; in_sample: the fold network's own).
     # - fold_network: the fold network's own profiles of its training utterances, under every
     #   protocol; the next stage still learns from the protocol's profiles. Not the paper's
-    #   decision: on EmoDB's stage 1 a forest fitted this way learns the test network's own
-    #   biases and gains about 6 WA points over one fitted on other networks' cross-fitted
-    #   profiles (docs/results.md; studies/epr_forest_probe.py). Leaks nothing: the fold network
-    #   never saw the test fold. Costs one extra pass over the training segments per network.
+    #   decision: such a forest learns the test network's own biases (measured in
+    #   docs/results.md). Leaks nothing: the fold network never saw the test fold. Costs one
+    #   extra pass over the training segments per network.
     forest_fit: str = "protocol"
     # The utterances whose emotion profiles are drawn across stages (Figs. 2, 4): figure_utterance
     # if given, then the first test-fold utterance of each class not drawn yet, up to
@@ -685,11 +684,8 @@ PRESETS: dict[str, tuple[str, ...]] = {
               "epr.max_epochs=20"),
     # A laptop: the IPR family learns from openSMILE's ComParE_2016 functionals (the field's
     # standard set; extracted once, with K = 4 augmented views for IPR's x_aug) through a trainable
-    # MLP trunk. On EmoDB, D1's cross-entropy is below 0.01 by epoch 3, so a 6-epoch warm-up (the
-    # paper's 10 of 50 proportion) places the prototypes on a trained embedding; 30 epochs in all.
-    # Batch 32 per part: on EmoDB's dev part (never D3) the D1-only baseline selected better
-    # models than with 16 (dev UA 76.2 vs 69.1, 4 seeds) at 60% of the time; one IPR seed takes
-    # ~10 s on one core.
+    # MLP trunk; 30 epochs of which 6 warm-up (the paper's 10 of 50 proportion), batch 32 per part
+    # (chosen on EmoDB's dev part, never D3).
     # The small log-Mel CNN (encoder.kind=logmel_cnn, trained from scratch) stays available; EPR
     # keeps its VGG on log-Mel segments.
     "cpu": ("encoder.kind=opensmile", "encoder.feature_set=ComParE_2016", "encoder.views=4",
