@@ -234,6 +234,11 @@ def test_cremad_with_and_without_votes(tmp_path, tone):
     assert by_id["1002_IEO_HAP_HI"].n_raters == 10
     assert by_id["1001_DFA_ANG_XX"].speaker == "1001"
     assert manifest.votes_from == "voice"
+    from emoref.metrics import vote_distribution  # the voice raters' votes reach the metrics
+    assert manifest.classes == ("anger", "happiness")
+    assert vote_distribution(by_id["1002_IEO_HAP_HI"].votes, manifest.classes)[0].tolist() == [0, 1]
+    p, outside = vote_distribution(by_id["1001_DFA_ANG_XX"].votes, manifest.classes)
+    assert p.tolist() == [1.0, 0.0] and outside == 3  # one disgust and two neutral votes
     face = load_manifest(corpus("cremad", tmp_path, "corpus.cremad_votes=face")).by_id()
     assert face["1002_IEO_HAP_HI"].agreement == pytest.approx(0.9)
     both = load_manifest(corpus("cremad", tmp_path, "corpus.cremad_votes=all")).by_id()

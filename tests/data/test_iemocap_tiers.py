@@ -195,3 +195,22 @@ def test_the_dev_part_can_be_d2s_most_ambiguous(release):
                        config(release, "split.d1_size=2", "split.d2_size=6", "split.d3_size=4",
                               "split.dev_fraction=0.34").split)
     assert len(drawn.dev) == 2 and drawn.hash != split.hash
+
+
+def test_iemocap_votes_reach_the_distribution_metrics(release):
+    """Each utterance's folded votes become a distribution over the task's classes: the
+    evaluators only (the actors' own ratings are counted with corpus.include_self_ratings),
+    votes outside the task counted, and the metrics take them."""
+    import numpy as np
+    from emoref.metrics import js_divergence, kl_divergence, vote_distribution
+    manifest = load_manifest(config(release).corpus)
+    by_id = manifest.by_id()
+    p, outside = vote_distribution(by_id["Ses01F_impro01_F0a5"].votes, manifest.classes)
+    assert p.tolist() == [1.0, 0.0] and outside == 2   # frustration and neutral are not tasks
+    p, outside = vote_distribution(by_id["Ses01F_impro01_F0a3"].votes, manifest.classes)
+    assert p.tolist() == [1.0, 0.0] and outside == 0   # the actor's "sadness" is not a vote
+    counted = load_manifest(config(release, "corpus.include_self_ratings=true").corpus).by_id()
+    p, _ = vote_distribution(counted["Ses01F_impro01_F0a3"].votes, manifest.classes)
+    assert p.tolist() == pytest.approx([3 / 4, 1 / 4])
+    model = np.array([[0.5, 0.5]])
+    assert js_divergence(p, model)[0] > 0 and kl_divergence(p, model)[0] > 0
