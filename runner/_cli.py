@@ -97,6 +97,16 @@ def read_config_file(path: Path | None) -> ConfigFile | None:
     return ConfigFile(path, tuple(overrides), tuple(lines), options.get("preset"), space)
 
 
+def setting_source(config: Path | None, preset: str) -> str:
+    """Where a setting came from, for messages: the experiment file, else the preset."""
+    return f"{config} (preset {preset})" if config else f"--preset {preset}"
+
+
+def given_keys(file: ConfigFile | None, cli: list[str]) -> set[str]:
+    """The keys the experiment file and the command line set (not the preset's defaults)."""
+    return {k for k, _ in (file.lines if file else ())} | {o.split("=", 1)[0] for o in cli}
+
+
 def build_checked(preset: str, file: ConfigFile | None, cli: list[str],
                   method: str | None) -> RunConfig:
     """build_config over the file's overrides, then the command line's (which win); an error

@@ -29,9 +29,11 @@ PARENT = "mlflow.parentRunId"
 CHECKPOINT_ARTIFACT_MB = 64  # checkpoints up to this size are copied into the store; larger: path
 
 
-def tracking_uri(given: str | None, runs: Path) -> str:
-    """`given`, else $MLFLOW_TRACKING_URI, else sqlite under `runs`; a SQLite path made absolute."""
-    uri = given or os.environ.get("MLFLOW_TRACKING_URI") or ""
+def tracking_uri(given: str | None, runs: Path, recorded: str | None = None) -> str:
+    """`given`, else $MLFLOW_TRACKING_URI, else `recorded` (a resumed sweep's, from sweep.json),
+    else sqlite under `runs`; a SQLite path made absolute. After a lost head the store is reached
+    through the new head's server, so what the command line or the environment says wins."""
+    uri = given or os.environ.get("MLFLOW_TRACKING_URI") or recorded or ""
     if not uri:
         return f"sqlite:///{(runs / 'mlflow.db').resolve()}"
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):

@@ -49,8 +49,8 @@ from emoref.ray_train import read_state_file
 from emoref.record import outcome, reading
 from emoref.reports import results_tables
 from emoref.summary import aggregate, seed_metrics
-from runner._cli import (EPR_HELP, USER_ERRORS, build_checked, expand, fail,
-                         in_process_threads, read_config_file)
+from runner._cli import (EPR_HELP, USER_ERRORS, build_checked, expand, fail, given_keys,
+                         in_process_threads, read_config_file, setting_source)
 from runner.preflight import capacity, check_fine_tuning_device, check_gpus
 from runner.tracking import LiveCurves, TrainRuns, log_configuration, log_seed, tracking_uri
 
@@ -89,9 +89,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def prepare(methods: list[str], args: argparse.Namespace) -> dict[str, tuple[RunConfig, object]]:
     """Every method's config and split, checked before the first step; exits 2 on bad input."""
     prepared, manifests = {}, {}
-    given = {k for k, _ in (args.file.lines if args.file else ())} | {
-        o.split("=", 1)[0] for o in expand(args.overrides)}
-    source = f"{args.config} (preset {args.preset})" if args.config else f"--preset {args.preset}"
+    given = given_keys(args.file, expand(args.overrides))
+    source = setting_source(args.config, args.preset)
     try:
         for method in methods:  # every config and split checked before anything is computed
             config = build_checked(args.preset, args.file, expand(args.overrides), method)

@@ -49,8 +49,8 @@ from emoref.reports import write_report
 from emoref.sweep import (FAILED_SCORE, REFERENCES, Range, apply_params, caveat, new_record,
                           read_record, read_sweep, searched, start_point, sweep_folder,
                           trial_report)
-from runner._cli import (EPR_HELP, USER_ERRORS, build_checked, expand, fail, in_process_threads,
-                         read_config_file)
+from runner._cli import (EPR_HELP, USER_ERRORS, build_checked, expand, fail, given_keys,
+                         in_process_threads, read_config_file, setting_source)
 from emoref.storage import SharedStorage, StorageError
 from emoref.models.encoders import check_weights
 from runner.preflight import capacity, check_fine_tuning_device, check_gpus, plan_text
@@ -171,11 +171,6 @@ def check_options(args: argparse.Namespace) -> None:
              f"equal --workers-per-trial ({args.workers_per_trial})")
 
 
-def source(args: argparse.Namespace) -> str:
-    """Where the setting came from, for messages: the experiment file, else the preset."""
-    return f"{args.config} (preset {args.preset})" if args.config else f"--preset {args.preset}"
-
-
 def build_base(args: argparse.Namespace) -> tuple[RunConfig, list[str], set[str]]:
     """The base config every trial starts from, the command line's overrides (runner options
     folded in) and the keys the file and the command line set. Raises ConfigError."""
@@ -195,8 +190,7 @@ def build_base(args: argparse.Namespace) -> tuple[RunConfig, list[str], set[str]
     if args.gpus_per_trial:
         overrides.append("gpu=true")
     base = build_checked(args.preset, args.file, overrides, args.method)
-    given = {k for k, _ in (args.file.lines if args.file else ())}
-    return base, overrides, given | {o.split("=", 1)[0] for o in overrides}
+    return base, overrides, given_keys(args.file, overrides)
 
 
 def resolve(args: argparse.Namespace) -> tuple[RunConfig, dict[str, Range], Any]:
@@ -204,7 +198,7 @@ def resolve(args: argparse.Namespace) -> tuple[RunConfig, dict[str, Range], Any]
     checked before Ray starts; exits 2 naming the key or file on bad input."""
     try:
         base, overrides, given = build_base(args)
-        check_fine_tuning_device(base, given, source(args))
+        check_fine_tuning_device(base, given, setting_source(args.config, args.preset))
         space = searched(args.space, args.method, base, {o.split("=", 1)[0] for o in overrides})
         split = prepare_split(args.method, base, extract=False)  # features: once Ray runs
     except USER_ERRORS as err:
@@ -228,6 +222,7 @@ def show_plan(args: argparse.Namespace) -> NoReturn:
     except USER_ERRORS as err:
         fail(str(err))
     problems: list[str] = []
+    source = setting_source(args.config, args.preset)
 
     def check(step: Callable[[], Any]) -> Any:
         try:
@@ -235,21 +230,21 @@ def show_plan(args: argparse.Namespace) -> NoReturn:
         except (*USER_ERRORS, StorageError) as err:
             problems.append(str(err))
 
-    check(lambda: check_fine_tuning_device(base, given, source(args)))
+    check(lambda: check_fine_tuning_device(base, given, source))
     space = check(lambda: searched(args.space, args.method, base,
                                    {o.split("=", 1)[0] for o in overrides})) or {}
     check(lambda: check_weights(base.encoder))
     check(lambda: checked_split(args.method, base, load_manifest(base.corpus)))
     found = capacity(connect=True)
-    check(lambda: check_gpus(base, found, source(args)))
-    uri = tracking_uri(args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"), Path("runs"))
+    check(lambda: check_gpus(base, found, source))
+    uri = tracking_uri(args.tracking_uri, Path("runs"))
     check(lambda: check_server(uri, wait_s=10))
     space_file = args.space or ("search_spaces/" + (f"{args.method}.yaml" if args.method in
                                                     ("ipr", "epr") else "baselines.yaml"))
     if Path(space_file).is_absolute() and Path(space_file).is_relative_to(Path.cwd()):
         space_file = Path(space_file).relative_to(Path.cwd())
     baselines = len(VARIANTS) if args.method == "ipr" and not args.no_baselines else 0
-    print(plan_text(args.method, base, source(args), space, str(space_file), args.num_samples,
+    print(plan_text(args.method, base, source, space, str(space_file), args.num_samples,
                     args.seeds, baselines, per_trial(args), args.cpus_per_trial,
                     float(args.gpus_per_trial), args.max_concurrent, found, problems))
     raise SystemExit(2 if problems else 0)
@@ -646,13 +641,12 @@ def main(argv: list[str] | None = None) -> Path:
     elif (folder / "sweep.json").exists():
         fail(f"{folder} already holds a sweep; pass --resume to continue it or --name for a "
              "new one")
-    # Everything the command line says is checked; now the tracking store (--tracking-uri, or
-    # MLFLOW_TRACKING_URI, wins on --resume too: after a lost head the store is reached through
-    # the new head's server; sweep.json's is the default), Ray (local, or the cluster of
-    # RAY_ADDRESS), the GPUs a GPU setting needs, and on several nodes the storage every node
-    # must share.
-    uri = tracking_uri(args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or
-                       (args.resume and record.get("tracking_uri")) or None, Path("runs"))
+    # Everything the command line says is checked; now the tracking store (on --resume,
+    # sweep.json's unless the command line or the environment names another), Ray (local, or the
+    # cluster of RAY_ADDRESS), the GPUs a GPU setting needs, and on several nodes the storage
+    # every node must share.
+    uri = tracking_uri(args.tracking_uri, Path("runs"),
+                       record.get("tracking_uri") if args.resume else None)
     try:
         check_server(uri)
     except ConfigError as err:
@@ -661,7 +655,7 @@ def main(argv: list[str] | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     ray_train.start_ray(echo=not args.quiet)
     try:  # the cluster's GPUs, and those of the node types it can start
-        check_gpus(base, capacity(connect=True), source(args))
+        check_gpus(base, capacity(connect=True), setting_source(args.config, args.preset))
     except ConfigError as err:
         if created:
             shutil.rmtree(folder, ignore_errors=True)

@@ -24,6 +24,7 @@ person who wants to follow README's cluster section on one machine:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -66,7 +67,8 @@ class Machine:
     name: str
     address: str
     folder: Path              # on the host: home/, sshd.log
-    process: subprocess.Popen | None = None
+    process: subprocess.Popen | None = None  # its first process, when this process started it
+    pid: int | None = None    # that process (its PID namespace dies with it)
 
     @property
     def home(self) -> Path:
@@ -110,8 +112,19 @@ class Machines:
     def save(self) -> None:
         (self.folder / "machines.json").write_text(json.dumps({
             "shared": str(self.shared), "net": self.net, "key": str(self.key),
-            "machines": {m.name: {"address": m.address, "pid": m.process.pid if m.process else
-                                  None} for m in self.machines.values()}}, indent=1))
+            "machines": {name: {"address": m.address, "pid": m.pid}
+                         for name, m in self.machines.items()}}, indent=1))
+
+    @classmethod
+    def load(cls, folder: Path) -> "Machines":
+        """The machines `up` left running (machines.json), to stop them from another process."""
+        state = json.loads((folder / "machines.json").read_text())
+        self = cls(folder=folder, shared=Path(state["shared"]), net=state["net"],
+                   key=Path(state["key"]))
+        self.machines = {name: Machine(name.split(" ")[0], m["address"],
+                                       folder / name.split(" ")[0], pid=m["pid"])
+                         for name, m in state["machines"].items()}
+        return self
 
     def start(self, name: str, private: tuple[str, ...] = ()) -> Machine:
         """Boots machine `name` at the next free address; `private`: folders that get a tmpfs of
@@ -159,6 +172,7 @@ class Machines:
              "--propagation", "private", "sh", "-c", script],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
+        machine.pid = machine.process.pid
         self.machines[name] = machine
         self.save()
         deadline = time.monotonic() + 30
@@ -178,25 +192,15 @@ class Machines:
         is killed); its disk (home) stays on the host, as a dead machine's disk would."""
         machine = self.machines.pop(name)
         n = machine.address.rsplit(".", 1)[1]
-        if machine.process and machine.process.poll() is None:
-            os.killpg(machine.process.pid, signal.SIGKILL)
-            machine.process.wait(timeout=30)
+        if machine.pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(machine.pid, signal.SIGKILL)
+            if machine.process:
+                machine.process.wait(timeout=30)
         subprocess.run(["ip", "link", "del", f"emoref{self.net}v{n}"], capture_output=True)
         subprocess.run(["ip", "netns", "del", f"emoref{self.net}-{n}"], capture_output=True)
         self.machines[f"{name} (lost)"] = Machine(name, machine.address, machine.folder)
         self.save()
-
-    def ssh(self, machine: Machine, command: str, timeout: float = 120) -> str:
-        """Runs `command` on `machine` as the launcher would (a login shell over SSH)."""
-        done = subprocess.run(
-            ["ssh", "-i", str(self.key), "-o", "StrictHostKeyChecking=no", "-o",
-             "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"root@{machine.address}",
-             f"bash --login -c {shlex.quote(command)}"],
-            capture_output=True, text=True, timeout=timeout)
-        if done.returncode:
-            raise RuntimeError(f"{machine.name}: {command}: exit {done.returncode}\n"
-                               f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
-        return done.stdout
 
     def stop(self) -> None:
         for name in list(self.machines):
@@ -240,18 +244,7 @@ def main() -> None:
     args = parser.parse_args()
     folder = args.folder.resolve()
     if args.action == "down":
-        state = json.loads((folder / "machines.json").read_text())
-        for machine in state["machines"].values():
-            if machine["pid"]:
-                try:
-                    os.killpg(machine["pid"], signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            n = machine["address"].rsplit(".", 1)[1]
-            subprocess.run(["ip", "link", "del", f"emoref{state['net']}v{n}"], capture_output=True)
-            subprocess.run(["ip", "netns", "del", f"emoref{state['net']}-{n}"],
-                           capture_output=True)
-        subprocess.run(["ip", "link", "del", f"emoref{state['net']}"], capture_output=True)
+        Machines.load(folder).stop()
         print(f"machines of {folder} stopped")
         return
     missing = machines_missing()

@@ -244,14 +244,16 @@ class Run:
     store: Stage1Store | None
     own_fit: bool  # epr.forest_fit=fold_network: forests fit the fold network's own profiles
 
-    def empty(self) -> dict[int, torch.Tensor]:
-        """A profile table per chain, (S, K), NaN until a network fills its rows."""
-        return {c: torch.full((len(self.bank.starts), len(self.split.classes)), float("nan"))
-                for c in self.chains}
-
-    def empty_own(self) -> dict[int, torch.Tensor]:
+    def tables(self, keys: Any) -> dict[int, torch.Tensor]:
+        """A profile table (S, K) per key, NaN until a network fills its rows."""
         return {k: torch.full((len(self.bank.starts), len(self.split.classes)), float("nan"))
-                for k in self.outer} if self.own_fit else {}
+                for k in keys}
+
+    def empty(self) -> dict[int, torch.Tensor]:  # per chain: the stage's profiles
+        return self.tables(self.chains)
+
+    def empty_own(self) -> dict[int, torch.Tensor]:  # per fold: its network's own profiles
+        return self.tables(self.outer) if self.own_fit else {}
 
 
 def prepare(config: RunConfig, split: KFoldSplit, reporter: Reporter, runtime: Runtime) -> Run:
